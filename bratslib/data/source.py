@@ -1,0 +1,81 @@
+"""Which data a chapter runs on, and how to say so.
+
+Every chapter has a ``data_dir`` parameter.  ``None`` means the built-in synthetic BraTS data
+set (written on first use); a path means a folder of real BraTS 2020 cases (or any parent
+of it, such as ``/kaggle/input``).  :func:`resolve_data_dir` turns the parameter into a
+folder and :func:`data_provenance` says what that folder holds, so that every table and
+results file can name the data its numbers come from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bratslib.data.cache import default_cache_dir
+from bratslib.data.layout import find_cases
+
+#: Name of the provenance file that ``write_synthetic_dataset`` puts at the top of a data set.
+SYNTHETIC_MARKER = "bratslib_synthetic.json"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int = 20, seed: int = 0, progress: bool = True) -> Path:
+    """The folder a chapter reads its cases from.
+
+    Args:
+        data_dir: a folder of BraTS cases (or a parent of one), or None for the synthetic
+            default, written to ``<cache>/synthetic/seed<seed>-cases<n>`` on first use.
+        synthetic_cases, seed: size and seed of the synthetic default.
+
+    Raises:
+        FileNotFoundError: ``data_dir`` is given but does not exist.
+    """
+    if data_dir is not None:
+        path = Path(data_dir).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"data_dir {path} does not exist (give the folder holding the BraTS 2020 cases, or None for synthetic data)")
+        return path
+    from bratslib.data.synth import write_synthetic_dataset
+
+    out = default_cache_dir() / "synthetic" / f"seed{seed}-cases{synthetic_cases}"
+    marker = out / SYNTHETIC_MARKER
+    if not marker.exists():
+        write_synthetic_dataset(out, n_cases=synthetic_cases, seed=seed, progress=progress)
+    return out
+
+
+def _find_marker(path: Path) -> Path | None:
+    for folder in (path, *path.parents):
+        if (folder / SYNTHETIC_MARKER).is_file():
+            return folder / SYNTHETIC_MARKER
+    return None
+
+
+def data_provenance(data_dir: str | os.PathLike) -> dict:
+    """What a data folder holds, for results files and the "which data" box of a chapter.
+
+    Returns a dict with ``kind`` (``"synthetic"`` or ``"real"``), ``description`` (one line
+    for a reader), ``folder`` and ``n_cases``; synthetic data adds its ``seed`` and generator
+    details from the marker file.  A folder without the synthetic marker is taken as real
+    BraTS data.
+    """
+    path = Path(data_dir).expanduser().resolve()
+    n_cases = len(find_cases(path))
+    marker = _find_marker(path)
+    if marker is not None:
+        info = json.loads(marker.read_text())
+        return {
+            "kind": "synthetic",
+            "description": f"synthetic BraTS-format data written by bratslib (seed {info.get('seed')}, {n_cases} cases), not patient data",
+            "folder": str(path),
+            "n_cases": n_cases,
+            "seed": info.get("seed"),
+            "generator": info,
+        }
+    return {
+        "kind": "real",
+        "description": f"real BraTS 2020 data from the folder {path.name} ({n_cases} cases)",
+        "folder": str(path),
+        "n_cases": n_cases,
+    }
