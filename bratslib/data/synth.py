@@ -1,0 +1,665 @@
+"""Synthetic BraTS 2020: realistic-looking multi-modal glioma cases with no download.
+
+bratslib's built-in default data.  :func:`write_synthetic_dataset` writes real NIfTI files
+in the layout of the Kaggle BraTS 2020 release, so that everything downstream
+(:func:`~bratslib.data.layout.find_cases`, :func:`~bratslib.data.cases.load_case`, the
+generators, training, the book) runs on a laptop exactly as on the real data::
+
+    OUT/bratslib_synthetic.json                                  (provenance)
+    OUT/BraTS2020_TrainingData/MICCAI_BraTS2020_TrainingData/
+        name_mapping.csv
+        BraTS20_Training_001/BraTS20_Training_001_{flair,t1,t1ce,t2,seg}.nii   (.nii.gz)
+        ...
+
+Method, per case (:func:`synthesize_case`):
+
+1. **Anatomy** comes from a real brain: the MNI ICBM152 2009a nonlinear symmetric template
+   at 1 mm (skull-stripped T1 and grey / white matter probability maps); CSF (sulci and
+   ventricles) is the brain mask minus grey and white matter.
+2. **Pose and shape** vary per case: a random global affine (scale +-8 %, rotation +-5 deg,
+   shift of a few mm) and a smooth random displacement field (std ~2 mm, correlation
+   ~40 mm), composed with the placement of the template in the BraTS grid and applied in a
+   single ``scipy.ndimage.map_coordinates`` pass per tissue map.
+3. **A glioma** is centred in the cerebral white matter of either hemisphere: a core shaped
+   as a rotated ellipsoid whose radius is modulated by smooth noise (label 1, necrosis /
+   non-enhancing tumour), an enhancing rim of variable thickness with gaps (label 4; absent
+   in about 30 % of cases, which are LGG-like), and oedema around it that reaches further
+   in white matter than in grey matter and spares the CSF (label 2).  Tissue around the
+   tumour is pushed outwards (mass effect).  Labels are hard geometric thresholds; image
+   intensities use soft versions of the same regions (partial volume, oedema fading over a
+   few mm across the label's edge) and smooth multiplicative heterogeneity, so no
+   single-channel threshold recovers the labels (best whole-tumour Dice of a FLAIR
+   threshold ~0.4-0.85, of the other modalities below ~0.6).
+4. **Contrast** per modality is a partial-volume mix of tissue intensities (T1: WM > GM >
+   CSF; T1ce: as T1, enhancing tumour very bright; T2: CSF > GM > WM, oedema and necrosis
+   bright; FLAIR: CSF suppressed, GM > WM, oedema brightest), plus an unlabelled
+   periventricular FLAIR / T2 hyperintensity of random strength, a slice-thickness blur
+   for FLAIR and T2, a smooth multiplicative bias field per modality, a random global scale
+   (scanner units, a few hundred to a few thousand), Rician noise, and zero outside the
+   brain (skull-stripped).  Images are stored as int16, labels as uint8.
+
+About 3 s per case on one CPU core (plus ~2 s once per process to prepare the template),
+~0.5 GB of memory.
+
+Geometry is that of the real release: shape (240, 240, 155), 1 mm isotropic, affine
+``[[-1, 0, 0, 0], [0, -1, 0, 239], [0, 0, 1, 0], [0, 0, 0, 1]]`` (LPS+ voxel axes: ``i``
+runs to the patient's left, ``j`` to the back, ``k`` up); axis 2 is axial.  To show a
+slice the right way up (front of the head at the top, patient's right on the image's
+left, i.e. radiological convention), use::
+
+    plt.imshow(vol[:, :, k].T)                        # axial, default origin="upper"
+    plt.imshow(vol[:, j, :].T, origin="lower")        # coronal
+    plt.imshow(vol[i, :, :].T, origin="lower")        # sagittal (front on the left)
+
+Randomness: case ``k`` of a data set uses the ``k``-th child of
+``np.random.SeedSequence(seed)``, so it is the same whatever ``n_cases`` is.  The same seed
+gives the same bytes on the same platform with the same numpy / scipy / nibabel versions
+(floating-point results may differ in the last bit across CPUs or library versions).
+
+Template credit: MNI ICBM152 2009a nonlinear symmetric template, Fonov et al. 2011
+NeuroImage 54(1):313-327 and 2009; McConnell Brain Imaging Centre; copyright (C) 1993-2009
+Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute, McGill
+University; shipped in nilearn's wheel.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import importlib.util
+import io
+import itertools
+import json
+import logging
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage as ndi
+
+from bratslib.data.layout import BRATS_SHAPE, MODALITIES
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SyntheticCase", "synthesize_case", "write_synthetic_dataset", "GENERATOR_VERSION", "BRATS_AFFINE"]
+
+#: Changes whenever the generator would write different bytes for the same seed.
+GENERATOR_VERSION = "bratslib-synth-1"
+
+#: Voxel-to-world affine of every BraTS 2020 volume (the real release's).
+BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+
+TRAINING_DIR = Path("BraTS2020_TrainingData") / "MICCAI_BraTS2020_TrainingData"
+PROVENANCE_FILE = "bratslib_synthetic.json"
+NAME_MAPPING_COLUMNS = ("Grade", "BraTS_2017_subject_ID", "BraTS_2018_subject_ID", "TCGA_TCIA_subject_ID",
+                        "BraTS_2019_subject_ID", "BraTS_2020_subject_ID")
+
+TEMPLATE_CREDIT = {
+    "name": "MNI ICBM152 2009a nonlinear symmetric template (1 mm): T1, GM and WM probability maps",
+    "files": [f"nilearn/datasets/data/mni_icbm152_{k}_tal_nlin_sym_09a_converted.nii.gz" for k in ("t1", "gm", "wm")],
+    "source": "shipped in nilearn's wheel; originally McConnell Brain Imaging Centre, "
+              "https://www.bic.mni.mcgill.ca/ServicesAtlases/ICBM152NLin2009",
+    "citation": "Fonov et al. 2011, NeuroImage 54(1):313-327; Fonov et al. 2009, NeuroImage 47:S102",
+    "licence": "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological "
+               "Institute, McGill University. Distributed by the MNI under a permissive notice (use, copy, modify "
+               "and distribute, keeping the copyright notice; provided 'as is', without warranty): see the source "
+               "page for the exact terms. nilearn's dataset description lists the licence as 'unknown'.",
+}
+
+# Placement of the template in the BraTS grid: the centre of the template's brain bounding
+# box lands on this voxel, after a shrink that makes the MNI152 brain (larger than an
+# individual's) fit the 155 axial slices like BraTS brains do.
+_GRID_CENTRE = np.array([119.5, 119.5, 72.0])
+_BASE_SCALE = 0.95
+
+# Relative tissue intensities (white matter = 1) per modality.
+_TISSUE = {  #        csf    gm    wm
+    "flair": np.array([0.30, 1.30, 1.00]),
+    "t1": np.array([0.32, 0.66, 1.00]),
+    "t1ce": np.array([0.35, 0.70, 1.00]),
+    "t2": np.array([3.00, 1.45, 1.00]),
+}
+# Tumour: oedema gain (multiplies normal tissue), necrosis / non-enhancing core, enhancing rim.
+_TUMOUR = {  #        oedema  ncr(HGG) net(LGG)  et
+    "flair": np.array([1.85, 1.20, 1.75, 1.45]),
+    "t1": np.array([0.75, 0.42, 0.58, 0.72]),
+    "t1ce": np.array([0.78, 0.40, 0.58, 1.90]),
+    "t2": np.array([1.85, 2.50, 2.10, 1.55]),
+}
+# Sign and strength of the tumour's internal heterogeneity per modality.
+_HETERO = {"flair": 0.15, "t1": -0.10, "t1ce": -0.12, "t2": 0.15}
+
+
+@dataclass
+class SyntheticCase:
+    """One synthetic case, as it is written to disk.
+
+    Attributes:
+        images: modality (``flair``, ``t1``, ``t1ce``, ``t2``) -> int16 array (240, 240, 155),
+            positive inside the brain, 0 outside.
+        seg: uint8 label map (240, 240, 155) with values in {0, 1, 2, 4}.
+        params: the random draws (JSON-serialisable): pose, tumour centre (voxel), radii (mm),
+            ``has_enhancing``, intensity scales, voxel counts per label...
+    """
+
+    images: dict[str, np.ndarray]
+    seg: np.ndarray
+    params: dict = field(default_factory=dict)
+
+    @property
+    def has_enhancing(self) -> bool:
+        return bool(self.params["has_enhancing"])
+
+
+# --------------------------------------------------------------------------- template
+
+
+@dataclass(frozen=True)
+class _Template:
+    """The MNI152 2009a template and maps derived from it.
+
+    All maps are C-ordered arrays (197, 233, 189) in the template's RAS+ voxel order, 1 mm,
+    0 outside the brain; uint8 ones are multiplied by ``scale[name]`` after sampling.
+    """
+
+    t1: np.ndarray  # uint8 T1 intensity; times scale["t1"], white matter is ~1
+    gm: np.ndarray  # uint8 grey matter probability (x 255)
+    wm: np.ndarray  # uint8 white matter probability (x 255)
+    brain: np.ndarray  # uint8 brain mask (0 / 1)
+    lining: np.ndarray  # float32 0..1: white matter lining the lateral ventricles
+    reach: np.ndarray  # uint8, 1 within 8 mm of the brain: where to sample
+    scale: dict[str, float]  # factor that turns each sampled map into the units above
+    centre: np.ndarray  # (3,) centre of the brain's bounding box, voxels
+    bbox: tuple[np.ndarray, np.ndarray]  # brain bounding box (low, high), voxels
+    tumour_sites: np.ndarray  # (N, 3) voxels where a glioma may be centred
+
+
+def _template_folder() -> Path:
+    """nilearn's bundled data folder, found without importing nilearn (``nilearn.datasets`` takes ~3 s)."""
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("the synthetic data needs nilearn, which ships the MNI152 template: pip install nilearn")
+    return Path(spec.origin).parent / "datasets" / "data"
+
+
+def _distance_mm(mask: np.ndarray) -> np.ndarray:
+    """Distance (mm) of each voxel of ``mask`` to the nearest voxel outside it, computed at 2 mm (fast)."""
+    coarse = ndi.distance_transform_edt(mask[::2, ::2, ::2]) * 2
+    return coarse.repeat(2, 0).repeat(2, 1).repeat(2, 2)[: mask.shape[0], : mask.shape[1], : mask.shape[2]]
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> _Template:
+    """Read the template once per process (~0.5 s) and derive masks and tumour sites."""
+    folder = _template_folder()
+
+    def read(kind: str) -> np.ndarray:
+        path = folder / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
+        return np.ascontiguousarray(nib.load(path).dataobj, dtype=np.uint8)  # C order: fast sampling
+
+    t1 = read("t1")
+    brain = (t1 > 0).astype(np.uint8)  # the template T1 is already skull-stripped
+    gm, wm = read("gm") * brain, read("wm") * brain  # the probability maps reach a little beyond the mask
+    idx = np.argwhere(brain)
+    low, high = idx.min(0), idx.max(0)
+    depth = _distance_mm(brain > 0)  # below the brain's surface
+    # Lateral ventricles: the large deep CSF components; their white matter lining.
+    csf = brain - (gm.astype(np.float32) + wm) / 255
+    components, _ = ndi.label((csf > 0.5) & (depth >= 20))
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0  # not a component: the background
+    ventricles = np.isin(components, np.flatnonzero(sizes >= 5000)).astype(np.float32)
+    lining = ndi.gaussian_filter(ventricles, 2.5) * (wm / np.float32(255))
+    lining = np.minimum(lining / np.percentile(lining[lining > 0], 99.5), 1).astype(np.float32)
+    reach = (_distance_mm(brain == 0) <= 8).astype(np.uint8)
+    # Tumour sites: deep cerebral white matter (>= 15 mm below the surface, above the
+    # cerebellum and brainstem: MNI z > -12 mm).
+    z_mni = np.arange(t1.shape[2]) - 72.0
+    sites = np.argwhere((wm > 0.9 * 255) & (depth >= 15) & (z_mni[None, None, :] > -12))
+    scale = {"t1": 1 / float(np.median(t1[wm > 0.9 * 255])), "gm": 1 / 255, "wm": 1 / 255, "brain": 1.0, "lining": 1.0}
+    return _Template(t1, gm, wm, brain, lining, reach, scale, (low + high) / 2.0, (low, high), sites)
+
+
+# --------------------------------------------------------------------------- random fields
+
+
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], spacing: float) -> np.ndarray:
+    """Smooth 3-D Gaussian random field: zero mean, unit variance, float32 array of ``shape``.
+
+    White noise on a grid of control points ``spacing`` voxels apart, interpolated with
+    separable Gaussian kernels (one small contraction per axis, no per-voxel loop), so
+    features are about ``spacing`` voxels (mm) wide.  Uses ``np.einsum`` rather than BLAS,
+    whose results may depend on the number of threads.
+    """
+    weights = []
+    for n in shape:
+        centres = (np.arange(int(np.ceil(n / spacing)) + 3) - 1.0) * spacing
+        w = np.exp(-0.5 * ((np.arange(n)[:, None] - centres[None, :]) / (0.6 * spacing)) ** 2)
+        weights.append((w / np.sqrt((w**2).sum(1, keepdims=True))).astype(np.float32))
+    wx, wy, wz = weights
+    grid = rng.standard_normal((wx.shape[1], wy.shape[1], wz.shape[1]), dtype=np.float32)
+    grid = np.einsum("kc,abc->abk", wz, grid)
+    grid = np.einsum("jb,abk->ajk", wy, grid)
+    return np.einsum("ia,ajk->ijk", wx, grid)
+
+
+def _wobble(rng: np.random.Generator, shape: tuple[int, int, int], spacing: float, amount: float) -> np.ndarray:
+    """Smooth random factor around 1, ``exp(amount * noise)`` with the noise clipped at +-2.5 std."""
+    return np.exp(np.float32(amount) * np.clip(smooth_noise(rng, shape, spacing), -2.5, 2.5))
+
+
+def _rotation(angles: np.ndarray) -> np.ndarray:
+    """3x3 rotation matrix from rotations (radians) about axes 0, 1 and 2, applied in that order."""
+    c, s = np.cos(angles), np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, c[0], -s[0]], [0, s[0], c[0]]])
+    ry = np.array([[c[1], 0, s[1]], [0, 1, 0], [-s[1], 0, c[1]]])
+    rz = np.array([[c[2], -s[2], 0], [s[2], c[2], 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 + 0.5 * np.tanh(0.5 * x)
+
+
+# --------------------------------------------------------------------------- draws
+
+
+def _draw_pose(rng: np.random.Generator) -> dict:
+    """Random global affine: isotropic scale +-6 % times per-axis +-2 %, rotation +-5 deg, shift."""
+    return {
+        "scale": (_BASE_SCALE * rng.uniform(0.94, 1.06) * rng.uniform(0.98, 1.02, 3)).tolist(),
+        "rotation_deg": rng.uniform(-5, 5, 3).tolist(),
+        "shift_vox": (rng.uniform(-4, 4, 3) * [1, 1, 0.5]).tolist(),
+    }
+
+
+def _pose_matrix(pose: dict) -> np.ndarray:
+    """3x3 matrix taking template voxel offsets (RAS+) to BraTS grid offsets (LPS+)."""
+    flip = np.diag([-1.0, -1.0, 1.0])
+    return flip @ np.diag(pose["scale"]) @ _rotation(np.deg2rad(pose["rotation_deg"]))
+
+
+def _to_grid(pose: dict, template: _Template, q: np.ndarray) -> np.ndarray:
+    """Template voxel coordinates (..., 3) -> BraTS grid voxel coordinates (..., 3)."""
+    return _GRID_CENTRE + np.asarray(pose["shift_vox"]) + (q - template.centre) @ _pose_matrix(pose).T
+
+
+def _draw_tumour(rng: np.random.Generator, template: _Template, enhancing: bool | None) -> dict:
+    """Random glioma: centre (template voxel), core radii and orientation, rim, oedema, mass effect."""
+    has_enhancing = bool(rng.random() >= 0.3) if enhancing is None else bool(enhancing)
+    site = template.tumour_sites[rng.integers(len(template.tumour_sites))] + rng.uniform(-0.5, 0.5, 3)
+    radius = rng.uniform(11, 23) if has_enhancing else rng.uniform(11, 24)
+    return {
+        "has_enhancing": has_enhancing,
+        "site_template_vox": site.tolist(),
+        "core_radii_mm": (radius * np.exp(rng.uniform(-0.2, 0.2, 3))).tolist(),
+        "orientation_deg": rng.uniform(-180, 180, 3).tolist(),
+        "rim_mm": float(rng.uniform(3.0, 7.0)),
+        "oedema_mm": float(rng.uniform(6, 28) if has_enhancing else rng.uniform(3, 14)),
+        "mass_effect": float(rng.uniform(0.0, 0.4)),
+        "core_value_jitter": float(rng.uniform(-0.2, 0.1)),
+    }
+
+
+def _draw_appearance(rng: np.random.Generator) -> dict:
+    """Per-modality scanner scale (intensity of white matter), bias strength, noise, contrast jitter.
+
+    Also ``periventricular``: strength of the (unlabelled) FLAIR / T2 hyperintensity of the
+    white matter lining the ventricles, common in patients of glioma age.
+    """
+    periventricular = float(rng.uniform(0.0, 0.6))
+    return {
+        m: {
+            "white_matter": float(np.exp(rng.uniform(np.log(250), np.log(1200)))),
+            "bias": float(rng.uniform(0.04, 0.14)),
+            "noise": float(rng.uniform(0.025, 0.06)),
+            "contrast_jitter": np.exp(rng.normal(0, 0.05, 3)).tolist(),
+            "slice_blur_mm": float(rng.uniform(0.0, 1.2)) if m in ("flair", "t2") else 0.0,
+            "periventricular": periventricular * {"flair": 1.0, "t2": 0.5}.get(m, 0.0),
+        }
+        for m in MODALITIES
+    }
+
+
+# --------------------------------------------------------------------------- anatomy
+
+
+def _work_box(pose: dict, template: _Template, margin: int = 12) -> tuple[slice, ...]:
+    """The part of the BraTS grid that can hold brain: the template's brain box, posed, plus a margin."""
+    low, high = template.bbox
+    grid = _to_grid(pose, template, np.array(list(itertools.product(*zip(low, high))), float))
+    lo = np.maximum(np.floor(grid.min(0)) - margin, 0).astype(int)
+    hi = np.minimum(np.ceil(grid.max(0)) + margin + 1, BRATS_SHAPE).astype(int)
+    return tuple(slice(a, b) for a, b in zip(lo, hi))
+
+
+def _sample_anatomy(rng: np.random.Generator, pose: dict, tumour: dict, box: tuple[slice, ...],
+                    centre: np.ndarray, template: _Template) -> dict[str, np.ndarray]:
+    """Warp the template into the box of the BraTS grid.
+
+    Each grid voxel ``p`` reads the template at ``q = c_t + M^-1 (p + u(p) - c_g)``, where
+    ``M`` is the pose and ``u`` the sum of a smooth random displacement (mm) and a radial
+    mass effect that pushes tissue away from the tumour ``centre`` (grid voxels).
+
+    Returns:
+        float32 arrays of the box's shape: ``t1`` (template T1, WM ~1), ``gm``, ``wm``, ``csf``
+        (tissue probabilities), ``brain`` (brain fraction, > 0.5 inside the brain) and
+        ``lining`` (0..1, periventricular white matter).
+    """
+    shape = tuple(s.stop - s.start for s in box)
+    axes = [np.arange(s.start, s.stop, dtype=np.float32) - np.float32(c) for s, c in zip(box, centre)]
+    off = [a.reshape([-1 if i == k else 1 for k in range(3)]) for i, a in enumerate(axes)]  # p - centre
+    r2 = off[0] ** 2 + off[1] ** 2 + off[2] ** 2
+    sigma = 1.3 * float(np.mean(tumour["core_radii_mm"]))
+    push = np.float32(1.0) - np.float32(tumour["mass_effect"]) * np.exp(r2 / np.float32(-2 * sigma**2))
+    del r2
+    minv = np.linalg.inv(_pose_matrix(pose)).astype(np.float32)
+    base = (centre - _GRID_CENTRE - np.asarray(pose["shift_vox"])).astype(np.float32)
+    displacement = [np.float32(2.0) * np.clip(smooth_noise(rng, shape, 40.0), -3, 3) for _ in range(3)]  # mm
+    warped = [off[a] * push + (base[a] + displacement[a]) for a in range(3)]
+    del displacement
+    coords = np.empty((3, *shape), np.float32)
+    for a in range(3):  # q = c_t + M^-1 (p' - c_g)
+        coords[a] = template.centre[a] + minv[a, 0] * warped[0] + minv[a, 1] * warped[1] + minv[a, 2] * warped[2]
+    del warped, push
+    # Sample only where brain may be (about 40 % of the box): look every 4th voxel first.
+    coarse = ndi.map_coordinates(template.reach, coords[:, ::4, ::4, ::4], order=0) > 0
+    coarse = ndi.binary_dilation(coarse, np.ones((3, 3, 3), bool))
+    where = coarse.repeat(4, 0).repeat(4, 1).repeat(4, 2)[: shape[0], : shape[1], : shape[2]]
+    points = coords[:, where]
+    del coords
+
+    def sample(name: str) -> np.ndarray:
+        out = np.zeros(shape, np.float32)
+        values = ndi.map_coordinates(getattr(template, name), points, order=1, mode="constant", output=np.float32)
+        out[where] = values * np.float32(template.scale[name])
+        return out
+
+    out = {k: sample(k) for k in ("t1", "gm", "wm", "brain", "lining")}
+    out["csf"] = np.clip(out["brain"] - out["gm"] - out["wm"], 0, 1)
+    return out
+
+
+# --------------------------------------------------------------------------- tumour
+
+
+def _tumour_box(centre: np.ndarray, tumour: dict, box: tuple[slice, ...]) -> tuple[slice, ...]:
+    """Part of the work box that the tumour (oedema included) can reach, in box coordinates."""
+    radii = np.asarray(tumour["core_radii_mm"])
+    reach = 1.9 * radii.max() / radii.mean() * (radii.mean() + tumour["oedema_mm"]) + 3
+    out = []
+    for s, c in zip(box, centre):
+        lo, hi = max(int(c - reach), s.start), min(int(c + reach) + 1, s.stop)
+        out.append(slice(lo - s.start, max(hi, lo + 1) - s.start))
+    return tuple(out)
+
+
+def _grow_tumour(rng: np.random.Generator, tumour: dict, centre: np.ndarray, offset: np.ndarray,
+                 wm: np.ndarray, csf: np.ndarray, brain: np.ndarray) -> dict[str, np.ndarray]:
+    """Tumour regions in a box around the tumour.
+
+    Args:
+        centre: tumour centre, grid voxels; ``offset``: grid voxel of the box's first voxel.
+        wm, csf, brain: white matter / CSF probability and brain fraction in the box, float32.
+
+    Returns:
+        ``seg`` (uint8 labels 0/1/2/4, hard geometric thresholds) and soft float32 maps for the
+        images: ``core`` (necrosis + rim), ``ncr``, ``et`` (they sum to ``core``), ``oedema``
+        (strength 0..1 of the oedema outside the core) and ``hetero`` (smooth noise, std 1).
+    """
+    shape = wm.shape
+    rot = _rotation(np.deg2rad(tumour["orientation_deg"])).astype(np.float32)
+    radii = np.asarray(tumour["core_radii_mm"], np.float32)
+    axes = [np.arange(n, dtype=np.float32) + np.float32(o - c) for n, o, c in zip(shape, offset, centre)]
+    off = [a.reshape([-1 if i == k else 1 for k in range(3)]) for i, a in enumerate(axes)]
+    local = [rot[a, 0] * off[0] + rot[a, 1] * off[1] + rot[a, 2] * off[2] for a in range(3)]  # tumour frame, mm
+    radius = np.sqrt(sum((x / r) ** 2 for x, r in zip(local, radii)))  # 1 on the core's ellipsoid
+    del local
+    r_mean = float(radii.mean())
+    # Core: irregular outline from smooth noise; soft version for the images (~1 mm edge).
+    u_core = radius * _wobble(rng, shape, 12.0, 0.18)
+    core = _sigmoid((1 - u_core) * np.float32(r_mean / 1.2)) * brain
+    core_lbl = (u_core < 1) & (brain > 0.5)
+    if tumour["has_enhancing"]:
+        # Enhancing rim: thick (nodular) where the patch noise is high, absent where it is low.
+        patch_noise = smooth_noise(rng, shape, 9.0)
+        rim = np.float32(tumour["rim_mm"] / r_mean) * np.exp(np.float32(0.35) * np.clip(patch_noise, -2.5, 2.5))
+        inner_edge = 1 - rim
+        patch = _sigmoid(np.float32(3.0) * patch_noise + np.float32(2.5))
+        et = np.clip(core - _sigmoid((inner_edge - u_core) * np.float32(r_mean / 1.2)) * brain, 0, 1) * patch
+        et_lbl = core_lbl & (u_core >= inner_edge) & (patch > 0.5)
+        del patch_noise, rim, inner_edge, patch
+    else:
+        et, et_lbl = np.zeros_like(core), np.zeros(shape, bool)
+    # Oedema: larger irregular ellipsoid, reaching further in white matter, sparing CSF.
+    wm_smooth = ndi.gaussian_filter(wm, 2.0)
+    u_ed = radius * np.float32(r_mean / (r_mean + tumour["oedema_mm"])) * _wobble(rng, shape, 15.0, 0.22)
+    u_ed /= np.float32(0.6) + np.float32(0.5) * wm_smooth
+    ed_lbl = (u_ed < 1) & ~core_lbl & (csf < 0.5) & (brain > 0.5)
+    # Oedema strength: strongest next to the core, fading over a few mm across the label's edge.
+    fade = np.float32(1.25) - np.float32(0.5) * np.minimum(u_ed, 1)
+    oedema = _sigmoid((1 - u_ed) / np.float32(0.12) + np.float32(0.4)) * fade * (1 - csf) * brain * (1 - core)
+    seg = np.zeros(shape, np.uint8)
+    seg[ed_lbl] = 2
+    seg[core_lbl] = 1
+    seg[et_lbl] = 4
+    return {"seg": seg, "core": core, "et": et, "ncr": core - et, "oedema": oedema,
+            "hetero": smooth_noise(rng, shape, 6.0)}
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _render(rng: np.random.Generator, modality: str, anatomy: dict[str, np.ndarray], tumour_maps: dict[str, np.ndarray],
+            tbox: tuple[slice, ...], tumour: dict, look: dict) -> np.ndarray:
+    """Intensity of one modality in the work box, float32 (white matter ~1), before noise and masking.
+
+    Partial-volume mix of CSF / GM / WM intensities (T1 and T1ce also take half their
+    detail from the template's T1), periventricular hyperintensity, then oedema (multiplies
+    the normal tissue), necrosis and enhancing rim (replace it) with smooth heterogeneity, a
+    slice-thickness blur for FLAIR and T2, and a smooth multiplicative bias field.
+    """
+    tissue = _TISSUE[modality] * np.asarray(look["contrast_jitter"])
+    img = (tissue[0] * anatomy["csf"] + tissue[1] * anatomy["gm"] + tissue[2] * anatomy["wm"]).astype(np.float32)
+    if modality in ("t1", "t1ce"):
+        img = np.float32(0.5) * img + np.float32(0.5) * anatomy["t1"]
+    if look["periventricular"] > 0:
+        img *= 1 + np.float32(look["periventricular"]) * anatomy["lining"]
+    oedema, ncr, net, et = _TUMOUR[modality]
+    core_value = (ncr if tumour["has_enhancing"] else net) * (1 + tumour["core_value_jitter"] * (modality == "flair"))
+    t = tumour_maps
+    hetero = np.exp(np.float32(_HETERO[modality]) * t["hetero"])
+    gain = 1 + t["oedema"] * np.float32(oedema - 1) * hetero**2  # oedema: more heterogeneous
+    sub = img[tbox]  # a view: the tumour's box
+    sub[...] = (1 - t["core"]) * sub * gain + (t["ncr"] * np.float32(core_value) + t["et"] * np.float32(et)) * hetero
+    if look["slice_blur_mm"] > 0:
+        img = ndi.gaussian_filter1d(img, look["slice_blur_mm"], axis=2)
+    img *= np.exp(np.float32(look["bias"]) * smooth_noise(rng, img.shape, 70.0))
+    return img
+
+
+def _finish(rng: np.random.Generator, img: np.ndarray, brain: np.ndarray, look: dict) -> np.ndarray:
+    """Scale to scanner units, add Rician noise inside the brain, zero outside; int16 (box shape)."""
+    white = np.float32(look["white_matter"])
+    sigma = np.float32(look["noise"]) * white
+    signal = img[brain] * white  # only brain voxels: background is exactly 0, as in BraTS
+    real = signal + sigma * rng.standard_normal(signal.shape, dtype=np.float32)
+    imag = sigma * rng.standard_normal(signal.shape, dtype=np.float32)
+    out = np.zeros(img.shape, np.int16)
+    out[brain] = np.clip(np.rint(np.sqrt(real * real + imag * imag)), 1, 32767)
+    return out
+
+
+def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | None = None) -> SyntheticCase:
+    """Generate one synthetic BraTS 2020 case in memory (no disk access but the template).
+
+    Args:
+        seed: an int or a ``np.random.SeedSequence``; the same seed gives the same arrays.
+        enhancing: force an enhancing (HGG-like, labels 1/2/4) or non-enhancing (LGG-like,
+            labels 1/2) tumour; by default drawn, with about 30 % non-enhancing.
+
+    Returns:
+        A :class:`SyntheticCase`: four int16 images and a uint8 label map, all (240, 240, 155)
+        in the BraTS 2020 grid (see the module docstring for orientation), and the draws.
+    """
+    rng = np.random.default_rng(seed)
+    template = _template()
+    pose = _draw_pose(rng)
+    tumour = _draw_tumour(rng, template, enhancing)
+    look = _draw_appearance(rng)
+    centre = _to_grid(pose, template, np.asarray(tumour["site_template_vox"]))
+    box = _work_box(pose, template)
+    anatomy = _sample_anatomy(rng, pose, tumour, box, centre, template)
+    tbox = _tumour_box(centre, tumour, box)
+    offset = np.array([s.start + t.start for s, t in zip(box, tbox)])
+    maps = _grow_tumour(rng, tumour, centre, offset, *(anatomy[k][tbox] for k in ("wm", "csf", "brain")))
+    brain = anatomy["brain"] > 0.5
+    seg = np.zeros(BRATS_SHAPE, np.uint8)
+    seg[box][tbox] = maps["seg"]
+    full = {}
+    for m in MODALITIES:
+        full[m] = np.zeros(BRATS_SHAPE, np.int16)
+        full[m][box] = _finish(rng, _render(rng, m, anatomy, maps, tbox, tumour, look[m]), brain, look[m])
+    counts = np.bincount(seg.ravel(), minlength=5)
+    params = {
+        "pose": pose,
+        "tumour": tumour,
+        "has_enhancing": tumour["has_enhancing"],
+        "centre_vox": np.round(centre, 1).tolist(),
+        "hemisphere": "left" if centre[0] > _GRID_CENTRE[0] else "right",  # i runs to the patient's left
+        "appearance": look,
+        "voxels": {"brain": int(brain.sum()), "ncr": int(counts[1]), "oedema": int(counts[2]), "et": int(counts[4])},
+    }
+    return SyntheticCase(images=full, seg=seg, params=params)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _nifti_bytes(data: np.ndarray, compress: bool) -> bytes:
+    """A BraTS-like NIfTI-1 file (qform and sform code 1, mm units) as bytes; gzip with mtime 0."""
+    img = nib.Nifti1Image(data, BRATS_AFFINE)
+    img.header.set_data_dtype(data.dtype)
+    img.header.set_qform(BRATS_AFFINE, code=1)
+    img.header.set_sform(BRATS_AFFINE, code=1)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["descrip"] = b"bratslib synthetic BraTS 2020"
+    raw = img.to_bytes()
+    return gzip.compress(raw, compresslevel=1, mtime=0) if compress else raw
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name in the same folder, then rename it to ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _provenance(seed: int, n_cases: int, compress: bool) -> dict:
+    import scipy
+
+    from bratslib import __version__
+
+    return {
+        "generator": "bratslib.data.synth",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "n_cases": n_cases,
+        "compress": compress,
+        "bratslib_version": __version__,
+        "layout": "Kaggle BraTS 2020: " + str(TRAINING_DIR.as_posix()) + "/<case>/<case>_<modality>.nii",
+        "case_seeds": f"numpy.random.SeedSequence({seed}).spawn({n_cases})[k] for case k+1",
+        "template": TEMPLATE_CREDIT,
+        "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "nibabel": nib.__version__,
+                     "python": platform.python_version()},
+    }
+
+
+_IDENTITY = ("generator_version", "seed", "n_cases", "compress")
+
+
+def _claim(out: Path, data_dir: Path, provenance: dict) -> None:
+    """Write the provenance file, refusing a folder that holds a different data set."""
+    path = out / PROVENANCE_FILE
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise FileExistsError(f"{path} exists but cannot be read ({e}); choose another folder or delete it") from e
+        diff = {k: (old.get(k), provenance[k]) for k in _IDENTITY if old.get(k) != provenance[k]}
+        if diff:
+            detail = ", ".join(f"{k} {a!r} there, {b!r} asked" for k, (a, b) in diff.items())
+            raise FileExistsError(f"{out} already holds a different synthetic data set ({detail}); "
+                                  "choose another folder or delete it")
+    elif data_dir.exists() and any(data_dir.iterdir()):
+        raise FileExistsError(f"{data_dir} already holds files that bratslib did not write (no {PROVENANCE_FILE}); "
+                              "choose another folder")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, (json.dumps(provenance, indent=2) + "\n").encode())
+
+
+def write_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int = 0, *,
+                            compress: bool = False, progress: bool = True) -> Path:
+    """Write ``n_cases`` synthetic cases in the layout of the Kaggle BraTS 2020 release.
+
+    Case ``k`` (1-based, ``BraTS20_Training_{k:03d}``) is :func:`synthesize_case` of the
+    ``k-1``-th child of ``np.random.SeedSequence(seed)``, so it does not depend on
+    ``n_cases``.  Every file is written atomically (temporary name, then rename), so a file
+    that exists is complete.  Running again with the same arguments resumes: cases whose five
+    files exist are skipped.  A folder holding a different data set (other seed, ``n_cases``,
+    ``compress`` or generator version in ``bratslib_synthetic.json``, or case files without
+    that file) is refused.
+
+    Args:
+        out_dir: the folder to write into (created if needed).
+        n_cases: number of cases (>= 1).
+        seed: the data set's seed.
+        compress: write ``.nii.gz`` (gzip, deterministic) instead of ``.nii``.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The ``MICCAI_BraTS2020_TrainingData`` folder that holds the case folders.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds a different data set.
+    """
+    if int(n_cases) < 1:
+        raise ValueError(f"n_cases must be at least 1, got {n_cases}")
+    n_cases, seed = int(n_cases), int(seed)
+    out = Path(out_dir).expanduser()
+    data_dir = out / TRAINING_DIR
+    _claim(out, data_dir, _provenance(seed, n_cases, compress))
+    suffix = ".nii.gz" if compress else ".nii"
+    seeds = np.random.SeedSequence(seed).spawn(n_cases)
+    from tqdm import tqdm
+
+    grades = []
+    for k in tqdm(range(n_cases), desc="synthetic BraTS", unit="case", disable=not progress):
+        case_id = f"BraTS20_Training_{k + 1:03d}"
+        folder = data_dir / case_id
+        paths = {m: folder / f"{case_id}_{m}{suffix}" for m in (*MODALITIES, "seg")}
+        if all(p.exists() for p in paths.values()):
+            log.info("%s: complete, skipped", case_id)
+            enhancing = bool((np.asarray(nib.load(paths["seg"]).dataobj) == 4).any())
+        else:
+            case = synthesize_case(seeds[k])
+            folder.mkdir(exist_ok=True)
+            for m, p in paths.items():
+                _write_atomic(p, _nifti_bytes(case.seg if m == "seg" else case.images[m], compress))
+            enhancing = bool((case.seg == 4).any())
+        grades.append((case_id, "HGG" if enhancing else "LGG"))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(NAME_MAPPING_COLUMNS)
+    writer.writerows([grade, "NA", "NA", "NA", "NA", case_id] for case_id, grade in grades)
+    _write_atomic(data_dir / "name_mapping.csv", buf.getvalue().encode())
+    return data_dir

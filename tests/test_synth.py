@@ -1,0 +1,229 @@
+"""The synthetic BraTS generator: layout, geometry, labels, realism, determinism."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import bratslib
+from bratslib.data.cases import check_case, load_case
+from bratslib.data.layout import BRATS_SHAPE, LABELS, MODALITIES, find_cases
+from bratslib.data.synth import (
+    BRATS_AFFINE,
+    _draw_pose,
+    _draw_tumour,
+    _template,
+    synthesize_case,
+    write_synthetic_dataset,
+)
+
+SEED = 7  # its first two cases: one with enhancing tumour (HGG), one without (LGG)
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1)
+
+
+def _best_threshold_dice(image: np.ndarray, whole_tumour: np.ndarray) -> float:
+    """Best whole-tumour Dice of ``image > t`` or ``image < t`` over 50 percentiles of the brain's intensities."""
+    brain = image > 0
+    values, truth = image[brain].astype(np.float32), whole_tumour[brain]
+    best = 0.0
+    for t in np.percentile(values, np.linspace(1, 99, 50)):
+        best = max(best, _dice(values > t, truth), _dice(values < t, truth))
+    return best
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    write_synthetic_dataset(out, n_cases=2, seed=SEED, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cases(dataset):
+    return [load_case(files, require_seg=True) for files in find_cases(dataset)]
+
+
+@pytest.fixture(scope="module")
+def other_case():
+    """Case 1 of another seed, in memory, forced to have no enhancing tumour."""
+    return synthesize_case(np.random.SeedSequence(SEED + 1).spawn(1)[0], enhancing=False)
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def test_layout_and_names(dataset):
+    data_dir = dataset / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData"
+    found = find_cases(dataset)
+    assert [c.case_id for c in found] == ["BraTS20_Training_001", "BraTS20_Training_002"]
+    for files in found:
+        assert files.folder.parent == data_dir
+        assert files.missing == () and files.labeled and files.notes == ()
+        for m in MODALITIES:
+            assert files.images[m].name == f"{files.case_id}_{m}.nii"
+        assert files.seg.name == f"{files.case_id}_seg.nii"
+        assert check_case(files) == []
+    assert not [p for p in dataset.rglob(".*")], "temporary files left behind"
+
+
+def test_geometry_and_dtypes(cases):
+    for case in cases:
+        assert case.shape == BRATS_SHAPE
+        assert case.spacing == (1.0, 1.0, 1.0)
+        np.testing.assert_array_equal(case.affine, BRATS_AFFINE)
+        for m in MODALITIES:
+            img = nib.load(case.files.images[m])
+            assert img.get_data_dtype() == np.int16
+            assert int(img.header["qform_code"]) == 1 and int(img.header["sform_code"]) == 1
+            np.testing.assert_array_equal(img.header.get_qform(), BRATS_AFFINE)
+            assert case.image(m).dtype == np.float32
+        assert nib.load(case.files.seg).get_data_dtype() == np.uint8
+
+
+def test_labels(cases):
+    grades = []
+    for case in cases:
+        labels = set(np.unique(case.seg).tolist())
+        assert labels <= set(LABELS) and {0, 1, 2} <= labels
+        grades.append(4 in labels)
+    assert grades == [True, False]
+
+
+def test_forced_grade(other_case):
+    assert other_case.params["has_enhancing"] is False
+    assert 4 not in np.unique(other_case.seg) and {1, 2} <= set(np.unique(other_case.seg).tolist())
+
+
+def test_draw_frequency_of_non_enhancing_tumours():
+    template = _template()
+
+    def enhancing(seed):
+        rng = np.random.default_rng(seed)  # the draws in synthesize_case's order
+        _draw_pose(rng)
+        return _draw_tumour(rng, template, None)["has_enhancing"]
+
+    share = np.mean([enhancing(s) for s in np.random.SeedSequence(0).spawn(300)])
+    assert 0.6 < share < 0.8  # about 30 % of cases have no enhancing tumour
+
+
+def test_background_zero_outside_brain(cases):
+    for case in cases:
+        brain = case.flair > 0
+        for m in MODALITIES:
+            np.testing.assert_array_equal(case.image(m) > 0, brain)  # one brain mask, skull-stripped
+        assert not np.any(case.seg[~brain])
+        assert 1.2e6 < brain.sum() < 2.4e6  # voxels (mm3) of an adult brain
+        assert brain[0].sum() == brain[-1].sum() == brain[:, 0].sum() == brain[:, -1].sum() == 0
+        assert brain.any(axis=(0, 1)).sum() >= 125  # the brain fills most of the 155 slices
+        whole = (case.seg > 0).sum()
+        assert 0.005 < whole / brain.sum() < 0.2
+        assert (case.seg == 0).mean() > 0.97  # BraTS: ~98.5-99 % background
+
+
+def test_orientation(cases):
+    """LPS+ voxel axes: the cerebellum (lowest slices) is at the back, i.e. larger j."""
+    for case in cases:
+        brain = case.flair > 0
+        ks = np.flatnonzero(brain.any(axis=(0, 1)))
+        j = np.arange(BRATS_SHAPE[1])
+        centre_j = (brain.sum(axis=(0, 2)) * j).sum() / brain.sum()
+        low = brain[:, :, ks[0] : ks[0] + 20]
+        assert (low.sum(axis=(0, 2)) * j).sum() / low.sum() > centre_j + 10
+
+
+def test_intensity_contrasts(cases):
+    """T2: the tumour core is brighter than the brain; T1ce: enhancing tumour is the brightest."""
+    hgg = cases[0]
+    brain = hgg.flair > 0
+    normal = brain & (hgg.seg == 0)
+    assert np.median(hgg.t1ce[hgg.seg == 4]) > 1.3 * np.median(hgg.t1ce[normal])
+    assert np.median(hgg.t1ce[hgg.seg == 1]) < np.median(hgg.t1ce[normal])
+    assert np.median(hgg.t2[hgg.seg == 1]) > 1.3 * np.median(hgg.t2[normal])
+    assert np.median(hgg.flair[hgg.seg == 2]) > 1.3 * np.median(hgg.flair[normal])
+
+
+def test_no_single_threshold_segments_the_tumour(cases, other_case):
+    volumes = [{m: c.image(m) for m in MODALITIES} | {"seg": c.seg} for c in cases]
+    volumes.append(other_case.images | {"seg": other_case.seg})
+    for vol in volumes:
+        whole = vol["seg"] > 0
+        dice = {m: _best_threshold_dice(vol[m], whole) for m in MODALITIES}
+        print({m: round(d, 3) for m, d in dice.items()})
+        assert max(dice.values()) < 0.9, dice
+        assert dice["flair"] >= 0.3, dice
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_name_mapping(dataset):
+    path = dataset / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData" / "name_mapping.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["Grade", "BraTS_2017_subject_ID", "BraTS_2018_subject_ID", "TCGA_TCIA_subject_ID",
+                             "BraTS_2019_subject_ID", "BraTS_2020_subject_ID"]
+    assert [(r["Grade"], r["BraTS_2020_subject_ID"]) for r in rows] == [
+        ("HGG", "BraTS20_Training_001"), ("LGG", "BraTS20_Training_002")]
+    assert all(r[k] == "NA" for r in rows for k in ("BraTS_2017_subject_ID", "TCGA_TCIA_subject_ID"))
+
+
+def test_provenance(dataset):
+    info = json.loads((dataset / "bratslib_synthetic.json").read_text())
+    assert info["seed"] == SEED and info["n_cases"] == 2 and info["compress"] is False
+    assert info["bratslib_version"] == bratslib.__version__
+    assert info["generator_version"]
+    assert "Louis Collins" in info["template"]["licence"] and "Fonov" in info["template"]["citation"]
+    assert {"numpy", "scipy", "nibabel"} <= set(info["versions"])
+
+
+def test_same_seed_same_bytes(dataset, tmp_path):
+    again = write_synthetic_dataset(tmp_path, n_cases=2, seed=SEED, progress=False)
+    assert again == tmp_path / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData"
+    assert _hashes(tmp_path) == _hashes(dataset)
+
+
+def test_other_seed_other_bytes(cases, other_case):
+    assert not np.array_equal(other_case.images["flair"], cases[0].flair.astype(np.int16))
+    assert not np.array_equal(other_case.seg, cases[0].seg)
+
+
+def test_compressed_case_does_not_depend_on_n_cases(dataset, tmp_path):
+    data_dir = write_synthetic_dataset(tmp_path, n_cases=1, seed=SEED, compress=True, progress=False)
+    plain = dataset / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData" / "BraTS20_Training_001"
+    for m in (*MODALITIES, "seg"):
+        packed = (data_dir / "BraTS20_Training_001" / f"BraTS20_Training_001_{m}.nii.gz").read_bytes()
+        assert packed[4:8] == b"\0\0\0\0"  # gzip mtime 0: same bytes whenever written
+        assert gzip.decompress(packed) == (plain / f"BraTS20_Training_001_{m}.nii").read_bytes()
+    assert check_case(find_cases(data_dir)[0]) == []
+
+
+def test_rerun_resumes_and_refuses_another_dataset(dataset):
+    before = _hashes(dataset)
+    write_synthetic_dataset(dataset, n_cases=2, seed=SEED, progress=False)  # complete cases are skipped
+    assert _hashes(dataset) == before
+    with pytest.raises(FileExistsError, match="different synthetic data set"):
+        write_synthetic_dataset(dataset, n_cases=2, seed=SEED + 1, progress=False)
+    with pytest.raises(FileExistsError, match="different synthetic data set"):
+        write_synthetic_dataset(dataset, n_cases=3, seed=SEED, progress=False)
+    assert _hashes(dataset) == before
+
+
+def test_refuses_folder_with_foreign_cases(tmp_path):
+    (tmp_path / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData" / "BraTS20_Training_001").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="did not write"):
+        write_synthetic_dataset(tmp_path, n_cases=1, progress=False)
