@@ -2,6 +2,8 @@
 
     python -m bratslib synth OUT --cases N --seed S     write a synthetic BraTS data set
     python -m bratslib check DIR                         report every problem of a data folder
+    python -m bratslib book execute -p data_dir DIR      execute the book's notebooks (papermill)
+    python -m bratslib book build                        build the HTML book from the executed copies
 
 Only this module parses arguments; each command is a thin call into the library.
 """
@@ -60,6 +62,51 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1
 
 
+def _parameter_value(text: str):
+    """A papermill parameter given on the command line: JSON if it parses (3, 0.5, true), else text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _cmd_book_execute(args: argparse.Namespace) -> int:
+    from bratslib.book import BookExecutionError, execute_notebooks, notebooks_in_toc
+
+    root = Path(args.root)
+    try:
+        notebooks = notebooks_in_toc(Path(args.toc) if args.toc else root / "_toc.yml")
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    parameters = {name: _parameter_value(value) for name, value in args.parameter}
+    try:
+        runs = execute_notebooks(
+            notebooks, args.out, root=root, parameters=parameters, inputs=args.input, force=args.force,
+            keep_going=args.keep_going, kernel_name=args.kernel, timeout=args.timeout,
+        )
+    except BookExecutionError as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 1
+    done = sum(r.status == "executed" for r in runs)
+    print(f"{len(runs)} notebook(s) in {args.out}: {done} executed, {len(runs) - done} up to date")
+    return 0
+
+
+def _cmd_book_build(args: argparse.Namespace) -> int:
+    from bratslib.book import BookBuildError, stage_and_build
+
+    try:
+        html = stage_and_build(args.root, args.executed, args.site, args.out, strict=not args.no_strict, fresh=args.all)
+    except (BookBuildError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"the HTML book is in {html} (open {html / 'index.html'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bratslib", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -78,6 +125,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headers-only", action="store_true", help="check headers only, do not read voxel data (fast)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("book", help="execute the book's notebooks, build the HTML book")
+    book = p.add_subparsers(dest="book_command", required=True)
+    p = book.add_parser("execute", help="execute the notebooks of _toc.yml with papermill (skips those up to date)")
+    p.add_argument("--root", default=".", help="the repository root (default: .)")
+    p.add_argument("--toc", help="the table of contents (default: ROOT/_toc.yml)")
+    p.add_argument("--out", default="build/executed", help="where the executed copies go (default: build/executed)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="papermill parameter (repeatable); VALUE is read as JSON when it parses, else as text")
+    p.add_argument("--input", action="append", default=[], metavar="FILE",
+                   help="a further file the results depend on (its content changes re-execute); repeatable")
+    p.add_argument("--force", action="store_true", help="execute every notebook, up to date or not")
+    p.add_argument("--keep-going", action="store_true", help="after a failure, execute the remaining notebooks")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell (default: no limit)")
+    p.set_defaults(func=_cmd_book_execute)
+    p = book.add_parser("build", help="stage the executed notebooks and build the HTML book with jupyter-book")
+    p.add_argument("--root", default=".", help="the repository root (default: .)")
+    p.add_argument("--executed", default="build/executed", help="the executed copies (default: build/executed)")
+    p.add_argument("--site", default="build/site", help="the staged book sources (default: build/site)")
+    p.add_argument("--out", default="build", help="the HTML goes to OUT/_build/html (default: build)")
+    p.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
+    p.add_argument("--all", action="store_true", help="rebuild every page")
+    p.set_defaults(func=_cmd_book_build)
     return parser
 
 

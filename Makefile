@@ -1,0 +1,111 @@
+# brats-book: two commands do everything from a fresh clone.
+#
+#   make book    set up .venv, write the synthetic data, execute the notebooks, build the HTML
+#   make test    set up .venv, run the whole test suite
+#   make help    the other targets and the variables
+#
+# The virtual environment is (re)installed from pyproject.toml whenever that file changes.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON     ?= python3
+VENV       ?= .venv
+EXTRAS     ?= cpu,book,test
+BOOK_CASES ?= 20
+SEED       ?= 0
+PROFILE    ?= book
+SYNTH_DIR  := build/data/synthetic
+DATA_DIR   ?= $(SYNTH_DIR)
+EXECUTED   := build/executed
+SITE       := build/site
+PYTEST_ARGS ?=
+
+BIN          := $(VENV)/bin
+VENV_STAMP   := $(VENV)/.installed-from-pyproject
+# the data set is rewritten when the number of cases, the seed or the generator changes
+SYNTH_STAMP  := build/data/.synthetic-cases$(BOOK_CASES)-seed$(SEED)
+
+# Environment of everything run below: the venv first on PATH (jupyter-book, the kernel),
+# readable TensorFlow logs, no interactive matplotlib backend for tests.
+export PATH := $(abspath $(BIN)):$(PATH)
+export VIRTUAL_ENV := $(abspath $(VENV))
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+unexport PYTHONHOME
+
+.PHONY: help setup data execute html book test clean distclean
+
+help:
+	@echo "make book       set-up, synthetic data ($(BOOK_CASES) cases, seed $(SEED)), execute the notebooks, build the HTML"
+	@echo "make test       set-up, then pytest over tests/ (the whole suite)"
+	@echo "make setup      create $(VENV) and install -e \".[$(EXTRAS)]\" (redone when pyproject.toml changes)"
+	@echo "make data       write the synthetic data set into $(SYNTH_DIR) (skipped when already there)"
+	@echo "make execute    execute the notebooks of _toc.yml into $(EXECUTED)/ (only those that changed or failed)"
+	@echo "make html       build the HTML book from the executed notebooks"
+	@echo "make clean      remove build/ (keeps $(VENV));  make distclean also removes $(VENV)"
+	@echo
+	@echo "variables: BOOK_CASES=$(BOOK_CASES) SEED=$(SEED) PROFILE=$(PROFILE) DATA_DIR=$(DATA_DIR) PYTHON=$(PYTHON)"
+	@echo "  the real data:  make book DATA_DIR=/path/to/BraTS2020_TrainingData"
+
+# --------------------------------------------------------------------------- set-up
+
+setup: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@echo "== setting up $(VENV) from pyproject.toml"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e ".[$(EXTRAS)]"
+	touch $@
+
+# --------------------------------------------------------------------------- data
+
+data: $(if $(filter $(SYNTH_DIR),$(DATA_DIR)),$(SYNTH_STAMP))
+
+$(SYNTH_STAMP): $(wildcard bratslib/data/synth.py) | $(VENV_STAMP)
+	@echo "== writing $(BOOK_CASES) synthetic cases (seed $(SEED)) to $(SYNTH_DIR)"
+	rm -rf $(SYNTH_DIR) build/data/.synthetic-*
+	$(BIN)/python -m bratslib synth $(SYNTH_DIR) --cases $(BOOK_CASES) --seed $(SEED)
+	touch $@
+
+# --------------------------------------------------------------------------- the book
+
+# bratslib.book decides which notebooks need executing (a fingerprint of notebook, parameters,
+# bratslib sources and data manifest beside each executed copy), so this step always runs.
+# It sets BRATSLIB_BOOK_BUILD=1 (and TF/tqdm hygiene) for the kernels; preprocessed arrays
+# are cached under build/cache so that `make clean` removes everything the book wrote.
+EXECUTE = BRATSLIB_BOOK_BUILD=1 BRATSLIB_CACHE="$(abspath build/cache)" $(BIN)/python -m bratslib book execute --root . --out $(EXECUTED) \
+	-p data_dir "$(abspath $(DATA_DIR))" -p profile "$(PROFILE)" -p seed $(SEED) \
+	--input "$(abspath $(DATA_DIR))/bratslib_synthetic.json"
+BUILD_HTML = $(BIN)/python -m bratslib book build --root . --executed $(EXECUTED) --site $(SITE) --out build
+
+execute: data | $(VENV_STAMP)
+	@echo "== executing the notebooks of _toc.yml into $(EXECUTED)/"
+	$(EXECUTE)
+
+html: | $(VENV_STAMP)
+	@echo "== building the HTML book from $(EXECUTED)/"
+	$(BUILD_HTML)
+
+book: data | $(VENV_STAMP)
+	@echo "== executing the notebooks of _toc.yml into $(EXECUTED)/"
+	$(EXECUTE)
+	@echo "== building the HTML book from $(EXECUTED)/"
+	$(BUILD_HTML)
+
+# --------------------------------------------------------------------------- tests
+
+test: $(VENV_STAMP)
+	@echo "== running the test suite"
+	MPLBACKEND=Agg $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# --------------------------------------------------------------------------- cleaning
+
+clean:
+	rm -rf build _build .pytest_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,548 @@
+"""Executing the book's notebooks and building the HTML book (what ``make book`` runs).
+
+The committed notebooks in ``notebooks/`` carry no outputs.  Building the book is two steps:
+
+1. :func:`execute_notebooks` runs every notebook listed in ``_toc.yml`` with papermill,
+   injecting parameters (the data folder, the profile), into ``build/executed/`` at the same
+   relative paths.  Beside each executed copy it stores a fingerprint of what the run
+   depended on (the notebook, the parameters, the bratslib sources, ``pyproject.toml`` and any
+   extra input file such as the synthetic data set's manifest); a later run re-executes only
+   notebooks whose fingerprint changed or whose last run failed.  A notebook that fails
+   raises :class:`BookExecutionError`, which names the notebook, the failing cell and the
+   exception; the executed copy, traceback included, is kept for inspection.
+2. :func:`stage_and_build` copies ``_config.yml``, ``_toc.yml``, ``book/`` and the executed
+   notebooks into ``build/site/``, adds a local copy of plotly.js to ``_static/``, and runs
+   ``jupyter-book build`` on it (execution off; warnings are errors).
+
+``python -m bratslib book execute|build`` is the command-line face of both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+log = logging.getLogger(__name__)
+
+#: Suffixes tried, in order, for a ``_toc.yml`` entry given without one.
+TOC_SUFFIXES: tuple[str, ...] = (".ipynb", ".md", ".rst")
+
+#: Suffix of the fingerprint file stored beside each executed notebook.
+FINGERPRINT_SUFFIX = ".inputs.json"
+
+#: Environment of the kernels that execute the book's notebooks.
+BOOK_ENVIRONMENT: dict[str, str] = {
+    "BRATSLIB_BOOK_BUILD": "1",           # bratslib.viz: figures as HTML for the book
+    "TF_CPP_MIN_LOG_LEVEL": "2",          # TensorFlow: errors only, no info/warning spam
+    "TQDM_DISABLE": "1",                  # no progress bars (widgets) in a static page
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # no debugger warning from every kernel start
+    "PYTHONHASHSEED": "0",
+}
+
+#: bratslib modules that do not run inside the notebooks; editing them re-executes nothing.
+_NOT_IN_FINGERPRINT: frozenset[str] = frozenset({"book.py", "__main__.py"})
+
+#: Output mime types that the built book cannot show (no JavaScript for them on the page).
+_INVISIBLE_MIME = {
+    "application/vnd.plotly.v1+json": "a plotly figure without HTML: `import bratslib.viz` before showing figures",
+    "application/vnd.jupyter.widget-view+json": "an ipywidget, which a static page cannot show",
+}
+
+
+# ----------------------------------------------------------------------------- table of contents
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def toc_entries(toc_path: str | os.PathLike) -> list[str]:
+    """Every ``file`` entry of a jb-book ``_toc.yml`` (the root first), as written there."""
+    toc = _load_yaml(Path(toc_path))
+    if not isinstance(toc, dict) or "root" not in toc:
+        raise ValueError(f"{toc_path}: not a jb-book table of contents (no 'root' entry)")
+    entries = [str(toc["root"])]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if "file" in node:
+                entries.append(str(node["file"]))
+            for key in ("parts", "chapters", "sections"):
+                if key in node:
+                    walk(node[key])
+
+    walk({k: v for k, v in toc.items() if k in ("parts", "chapters", "sections")})
+    return entries
+
+
+def resolve_toc_entry(root: str | os.PathLike, entry: str) -> Path | None:
+    """The file a toc entry refers to (suffix optional, relative to ``root``), or None."""
+    path = Path(root) / entry
+    if path.suffix in TOC_SUFFIXES:
+        return path if path.is_file() else None
+    for suffix in TOC_SUFFIXES:
+        candidate = path.with_name(path.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_toc_entries(toc_path: str | os.PathLike) -> list[str]:
+    """The entries of ``toc_path`` that name no existing file."""
+    root = Path(toc_path).parent
+    return [e for e in toc_entries(toc_path) if resolve_toc_entry(root, e) is None]
+
+
+def toc_files(toc_path: str | os.PathLike) -> list[Path]:
+    """The files of the book, in toc order.  Raises FileNotFoundError naming missing entries."""
+    root = Path(toc_path).parent
+    missing = missing_toc_entries(toc_path)
+    if missing:
+        raise FileNotFoundError(f"{toc_path} lists files that do not exist: {', '.join(missing)}")
+    return [resolve_toc_entry(root, e) for e in toc_entries(toc_path)]  # type: ignore[misc]
+
+
+def notebooks_in_toc(toc_path: str | os.PathLike) -> list[Path]:
+    """The notebooks (``.ipynb``) of the book, in toc order."""
+    return [p for p in toc_files(toc_path) if p.suffix == ".ipynb"]
+
+
+# ----------------------------------------------------------------------------- fingerprints
+
+
+def library_sources() -> list[Path]:
+    """The bratslib source files whose changes re-execute the notebooks."""
+    package = Path(__file__).resolve().parent
+    return sorted(
+        p for p in package.rglob("*.py")
+        if "__pycache__" not in p.parts and p.relative_to(package).as_posix() not in _NOT_IN_FINGERPRINT
+    )
+
+
+def fingerprint(notebook: Path, parameters: Mapping[str, Any], inputs: Iterable[Path] = ()) -> str:
+    """A hash of everything an executed notebook depends on (see the module docstring)."""
+    h = hashlib.sha256(b"bratslib-book-fingerprint-v1\0")
+
+    def add(label: str, data: bytes) -> None:
+        h.update(label.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+
+    add("notebook", Path(notebook).read_bytes())
+    add("parameters", json.dumps(dict(parameters), sort_keys=True, default=str).encode())
+    package = Path(__file__).resolve().parent
+    for src in library_sources():
+        add("bratslib/" + src.relative_to(package).as_posix(), src.read_bytes())
+    for extra in inputs:
+        extra = Path(extra)
+        add(f"input:{extra}", extra.read_bytes() if extra.is_file() else b"<missing>")
+    return h.hexdigest()
+
+
+def _fingerprint_file(executed: Path) -> Path:
+    return executed.with_name(executed.name + FINGERPRINT_SUFFIX)
+
+
+# ----------------------------------------------------------------------------- execution
+
+
+@dataclass
+class NotebookFailure:
+    """Why one notebook failed.
+
+    Attributes:
+        notebook: the committed notebook.
+        executed: its executed copy, kept with the traceback for inspection.
+        cell: 1-based number of the failing cell in the committed notebook (markdown cells
+            counted), or None when the failure is not tied to a cell (the kernel died, say).
+        exec_count: the cell's execution count in the executed copy (``In [n]``).
+        ename, evalue: the exception's type and message.
+        source: the failing cell's source.
+    """
+
+    notebook: Path
+    executed: Path
+    cell: int | None
+    exec_count: int | None
+    ename: str
+    evalue: str
+    source: str = ""
+
+    def __str__(self) -> str:
+        where = "" if self.cell is None else f" in cell {self.cell}" + (
+            f" (In [{self.exec_count}] in the executed copy)" if self.exec_count is not None else "")
+        lines = [f"{self.notebook}: failed{where}: {self.ename}: {self.evalue}"]
+        src = self.source.strip().splitlines()
+        for line in src[:8]:
+            lines.append(f"    | {line}")
+        if len(src) > 8:
+            lines.append(f"    | ... ({len(src) - 8} more lines)")
+        lines.append(f"  executed copy with the full output: {self.executed}")
+        return "\n".join(lines)
+
+
+class BookExecutionError(RuntimeError):
+    """One or more notebooks failed; ``failures`` says which, where and why."""
+
+    def __init__(self, failures: list[NotebookFailure], runs: list["NotebookRun"]):
+        self.failures, self.runs = failures, runs
+        n = len(failures)
+        super().__init__(f"{n} notebook{'s' if n != 1 else ''} failed:\n" + "\n".join(map(str, failures)))
+
+
+@dataclass
+class NotebookRun:
+    """What happened to one notebook: ``status`` is "executed", "skipped" or "failed"."""
+
+    notebook: Path
+    executed: Path
+    status: str
+    seconds: float = 0.0
+    failure: NotebookFailure | None = field(default=None, repr=False)
+
+
+@contextlib.contextmanager
+def book_environment(extra: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Set :data:`BOOK_ENVIRONMENT` (and ``extra``) for the kernels started inside."""
+    changes = {**BOOK_ENVIRONMENT, **(extra or {})}
+    saved = {k: os.environ.get(k) for k in [*changes, "MPLBACKEND"]}
+    try:
+        os.environ.update(changes)
+        # A non-interactive backend (MPLBACKEND=Agg, as test runs set) would hide inline plots.
+        if "inline" not in os.environ.get("MPLBACKEND", "inline"):
+            del os.environ["MPLBACKEND"]
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _cell_number(notebook: Path, source: str | None, cell_index: int | None) -> int | None:
+    """1-based number, in the committed notebook, of the cell papermill reports.
+
+    ``cell_index`` counts the cells of the executed notebook, where papermill's
+    injected-parameters cell follows the ``parameters`` cell (or comes first).
+    """
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    if source is not None:
+        matches = [i for i, c in enumerate(cells) if c.source == source]
+        if len(matches) == 1:
+            return matches[0] + 1
+    if cell_index is None or cell_index < 0:
+        return None
+    params = next((i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])), -1)
+    return (cell_index if cell_index <= params else cell_index - 1) + 1
+
+
+def _invisible_outputs(executed: Path, notebook: Path, name: Path) -> NotebookFailure | None:
+    """A failure for the first output the book could not show, if any (``name``: how to call it)."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            for mime, why in _INVISIBLE_MIME.items():
+                if mime in data and not (mime == "application/vnd.plotly.v1+json" and "text/html" in data):
+                    return NotebookFailure(
+                        name, executed, _cell_number(notebook, cell.source, None), cell.get("execution_count"),
+                        "InvisibleOutput", f"the cell outputs {why}", cell.source,
+                    )
+    return None
+
+
+def _declared(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``parameters`` that ``notebook`` declares in its ``parameters`` cell.
+
+    A book-wide parameter (the profile, say) goes only to the notebooks that use it.  A
+    notebook without a ``parameters`` cell gets them all (papermill puts them first).
+    """
+    import papermill as pm
+
+    try:
+        declared = pm.inspect_notebook(str(notebook))
+    except Exception:  # an unparsable parameters cell: let papermill inject everything
+        declared = {}
+    if not declared:
+        return dict(parameters)
+    return {k: v for k, v in parameters.items() if k in declared}
+
+
+def execute_notebooks(
+    notebooks: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    root: str | os.PathLike = ".",
+    parameters: Mapping[str, Any] | None = None,
+    inputs: Iterable[str | os.PathLike] = (),
+    force: bool = False,
+    keep_going: bool = False,
+    kernel_name: str = "python3",
+    timeout: float | None = None,
+    report: Callable[[str], None] | None = print,
+) -> list[NotebookRun]:
+    """Execute ``notebooks`` with papermill into ``out_dir``, skipping those up to date.
+
+    Args:
+        notebooks: the committed notebooks, e.g. ``notebooks_in_toc("_toc.yml")``.
+        out_dir: where the executed copies go, at their paths relative to ``root``.
+        root: the repository root.
+        parameters: injected by papermill after each notebook's ``parameters`` cell; a
+            notebook gets only those its ``parameters`` cell declares (all when it has none).
+        inputs: further files whose content the results depend on (the data set's manifest).
+            ``root/pyproject.toml`` is always one.
+        force: execute even the notebooks that are up to date.
+        keep_going: after a failure, execute the remaining notebooks before raising.
+        kernel_name: the Jupyter kernel.
+        timeout: seconds allowed per cell (None: no limit).
+        report: called with one line per notebook (None: silent).
+
+    Each notebook runs with its own folder as working directory and with
+    :data:`BOOK_ENVIRONMENT` set.  A notebook whose output the book cannot show (a plotly
+    figure shown before ``import bratslib.viz``, an ipywidget) counts as failed.
+
+    Returns:
+        one :class:`NotebookRun` per notebook.
+
+    Raises:
+        BookExecutionError: a notebook failed (after the others ran, with ``keep_going``).
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    root, out_dir = Path(root).resolve(), Path(out_dir).resolve()
+    parameters = dict(parameters or {})
+    inputs = [Path(p) for p in inputs]
+    if (root / "pyproject.toml").is_file():
+        inputs.append(root / "pyproject.toml")
+    say = report or (lambda line: None)
+    notebooks = [Path(nb).resolve() for nb in notebooks]
+    runs: list[NotebookRun] = []
+    failures: list[NotebookFailure] = []
+    for i, nb in enumerate(notebooks, start=1):
+        rel = nb.relative_to(root) if nb.is_relative_to(root) else Path(nb.name)
+        executed = out_dir / rel
+        stamp = _fingerprint_file(executed)
+        passed = _declared(nb, parameters)
+        digest = fingerprint(nb, passed, inputs)
+        tag = f"[{i}/{len(notebooks)}] {rel}"
+        if not force and executed.is_file() and stamp.is_file():
+            try:
+                if json.loads(stamp.read_text())["fingerprint"] == digest:
+                    say(f"{tag}: up to date, skipped")
+                    runs.append(NotebookRun(nb, executed, "skipped"))
+                    continue
+            except (ValueError, KeyError):
+                pass
+        if failures and not keep_going:
+            break
+        stamp.unlink(missing_ok=True)
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        say(f"{tag}: executing ...")
+        start = time.perf_counter()
+        failure = None
+        try:
+            with book_environment():
+                pm.execute_notebook(
+                    str(nb), str(executed), parameters=passed, kernel_name=kernel_name, cwd=str(nb.parent),
+                    progress_bar=False, log_output=False, request_save_on_cell_execute=True,
+                    execution_timeout=timeout,
+                )
+            failure = _invisible_outputs(executed, nb, rel)
+        except PapermillExecutionError as e:
+            failure = NotebookFailure(rel, executed, _cell_number(nb, e.source, e.cell_index), e.exec_count,
+                                      e.ename, e.evalue, e.source or "")
+        except Exception as e:  # the kernel died, a cell timed out, the notebook is unreadable ...
+            failure = NotebookFailure(rel, executed, None, None, type(e).__name__, str(e).strip())
+        seconds = time.perf_counter() - start
+        if failure is not None:
+            say(f"{tag}: FAILED after {seconds:.1f} s")
+            failures.append(failure)
+            runs.append(NotebookRun(nb, executed, "failed", seconds, failure))
+            continue
+        stamp.write_text(json.dumps({
+            "fingerprint": digest, "notebook": rel.as_posix(), "parameters": passed,
+            "seconds": round(seconds, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }, indent=1, default=str) + "\n")
+        say(f"{tag}: executed in {seconds:.1f} s")
+        runs.append(NotebookRun(nb, executed, "executed", seconds))
+    if failures:
+        raise BookExecutionError(failures, runs)
+    return runs
+
+
+# ----------------------------------------------------------------------------- staging and building
+
+
+def plotly_js() -> Path:
+    """The plotly.min.js shipped with the installed plotly package."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: plotly.min.js not found in the installed plotly package")
+    return path
+
+
+def _hide_injected_parameters(executed: Path) -> bytes:
+    """The executed notebook with papermill's injected-parameters cell removed from the page.
+
+    The injected cell holds build-machine paths; each chapter says which data it used.
+    """
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    return nbformat.writes(nb).encode("utf-8")
+
+
+def stage_book(root: str | os.PathLike, executed_dir: str | os.PathLike, site_dir: str | os.PathLike) -> list[Path]:
+    """Copy the book's sources and executed notebooks into ``site_dir``; return the files.
+
+    ``site_dir`` receives ``_config.yml``, ``_toc.yml``, ``book/``, every file of the toc
+    (notebooks from ``executed_dir``) and ``_static/plotly.min.js``.  Files whose content did
+    not change are left alone (so Sphinx rebuilds only what changed); files no longer part of
+    the book are removed (the ``_build`` folder excepted).
+
+    Raises:
+        FileNotFoundError: a toc file is missing, or a notebook has no successful executed copy.
+    """
+    root, executed_dir, site_dir = Path(root).resolve(), Path(executed_dir).resolve(), Path(site_dir).resolve()
+    toc = root / "_toc.yml"
+    wanted: dict[Path, Callable[[], bytes]] = {}
+    for name in ("_config.yml", "_toc.yml"):
+        wanted[Path(name)] = (root / name).read_bytes
+    for path in sorted((root / "book").rglob("*")) if (root / "book").is_dir() else []:
+        if path.is_file() and not {"_build", ".ipynb_checkpoints", "__pycache__"} & set(path.parts):
+            wanted[path.relative_to(root)] = path.read_bytes
+    for path in toc_files(toc):
+        rel = path.relative_to(root)
+        if path.suffix == ".ipynb":
+            executed = executed_dir / rel
+            if not (executed.is_file() and _fingerprint_file(executed).is_file()):
+                raise FileNotFoundError(
+                    f"{rel}: no successful executed copy in {executed_dir} "
+                    "(run `python -m bratslib book execute` or `make book` first)"
+                )
+            wanted[rel] = lambda executed=executed: _hide_injected_parameters(executed)
+        else:
+            wanted[rel] = path.read_bytes
+    wanted[Path("_static/plotly.min.js")] = plotly_js().read_bytes
+
+    site_dir.mkdir(parents=True, exist_ok=True)
+    for rel, content in wanted.items():
+        dst = site_dir / rel
+        data = content()
+        if not (dst.is_file() and dst.read_bytes() == data):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(data)
+    for path in sorted(site_dir.rglob("*"), reverse=True):
+        rel = path.relative_to(site_dir)
+        if rel.parts[0] == "_build":
+            continue
+        if path.is_file() and rel not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return sorted(site_dir / rel for rel in wanted)
+
+
+class BookBuildError(RuntimeError):
+    """``jupyter-book build`` failed (warnings count as errors), or a page fetches from the network."""
+
+
+#: What a page loads by itself when viewed: scripts, stylesheets, images, frames.
+_LOADED_URL = re.compile(
+    r"<(?:script|img|iframe|source|embed)\b[^>]*?\ssrc=[\"']((?:https?:)?//[^\"']+)"
+    r"|<link\b(?=[^>]*\srel=[\"'](?:stylesheet|preload|modulepreload)[\"'])[^>]*?\shref=[\"']((?:https?:)?//[^\"']+)",
+    re.IGNORECASE,
+)
+
+
+def network_loads(html_dir: str | os.PathLike) -> dict[str, list[str]]:
+    """Pages of a built book that load something from the network when viewed, and what.
+
+    Links the reader may follow (launch buttons, references) do not count.  MathJax is the
+    usual culprit: Sphinx loads it from a CDN on every page that holds an equation.
+    """
+    html_dir = Path(html_dir)
+    found: dict[str, list[str]] = {}
+    for page in sorted(html_dir.rglob("*.html")):
+        urls = sorted({a or b for a, b in _LOADED_URL.findall(page.read_text(encoding="utf-8", errors="replace"))})
+        if urls:
+            found[page.relative_to(html_dir).as_posix()] = urls
+    return found
+
+
+def build_html(site_dir: str | os.PathLike, out_dir: str | os.PathLike, *, strict: bool = True,
+               fresh: bool = False, quiet: bool = False) -> Path:
+    """Run ``jupyter-book build`` on ``site_dir``; return the folder of the HTML book.
+
+    The HTML lands in ``out_dir/_build/html``.  With ``strict`` warnings are errors and
+    missing references are warned about (``-W -n --keep-going``).  ``fresh`` rebuilds every
+    page (``--all``).
+    """
+    site_dir, out_dir = Path(site_dir).resolve(), Path(out_dir).resolve()
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+           "build", str(site_dir), "--path-output", str(out_dir), "--builder", "html"]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    if fresh:
+        cmd.append("--all")
+    if quiet:
+        cmd.append("-q")
+    proc = subprocess.run(cmd, cwd=site_dir, stdout=subprocess.PIPE if quiet else None,
+                          stderr=subprocess.STDOUT if quiet else None, text=True)
+    if proc.returncode != 0:
+        detail = f"\n{proc.stdout}" if quiet and proc.stdout else ""
+        raise BookBuildError(f"jupyter-book build {site_dir} failed (exit {proc.returncode}){detail}")
+    html = out_dir / "_build" / "html"
+    if not (html / "index.html").is_file():
+        raise BookBuildError(f"jupyter-book build finished but {html / 'index.html'} is missing")
+    loads = network_loads(html)
+    if loads:
+        detail = "\n".join(f"  {page}: {', '.join(urls)}" for page, urls in loads.items())
+        message = (f"pages of the book load from the network when viewed (the book must work offline):\n{detail}\n"
+                   "  (MathJax: an equation or a LaTeX output on the page; serve a local MathJax via mathjax_path)")
+        if strict:
+            raise BookBuildError(message)
+        print(f"warning: {message}", file=sys.stderr)
+    return html
+
+
+def stage_and_build(root: str | os.PathLike, executed_dir: str | os.PathLike, site_dir: str | os.PathLike,
+                    out_dir: str | os.PathLike, *, strict: bool = True, fresh: bool = False,
+                    quiet: bool = False) -> Path:
+    """:func:`stage_book` then :func:`build_html`; returns the HTML folder."""
+    stage_book(root, executed_dir, site_dir)
+    return build_html(site_dir, out_dir, strict=strict, fresh=fresh, quiet=quiet)
+
+
+__all__ = [
+    "BOOK_ENVIRONMENT", "BookBuildError", "BookExecutionError", "NotebookFailure", "NotebookRun",
+    "book_environment", "build_html", "execute_notebooks", "fingerprint", "library_sources",
+    "missing_toc_entries", "network_loads", "notebooks_in_toc", "plotly_js", "resolve_toc_entry", "stage_and_build",
+    "stage_book", "toc_entries", "toc_files",
+]

@@ -1,0 +1,431 @@
+"""Figures for the book: a case viewer, class fractions, library source shown in place.
+
+Plotly only; importing this module does not import TensorFlow.
+
+**Plotly in the built book.**  Jupyter Book v1 shows a cell's ``text/html`` output as it is,
+but plotly's default renderers either emit a mime type the book cannot draw
+(``plotly_mimetype``) or load plotly.js from a CDN (``notebook_connected``), which shows
+nothing offline.  Importing this module registers a renderer, ``"bratslib_book"``, that emits
+each figure as a bare ``<div>`` plus the ``Plotly.newPlot`` call, *without* the library; the
+book's pages load one local copy of plotly.js instead (``html_js_files`` in ``_config.yml``;
+``bratslib.book`` copies the file from the installed plotly package at build time).  The
+renderer becomes the default only when the environment variable ``BRATSLIB_BOOK_BUILD`` is
+``1`` (``make book`` sets it while executing the chapters), so in Colab, Kaggle or JupyterLab
+``fig.show()`` keeps plotly's own renderer.  Chapters therefore just ``import bratslib.viz``
+and call ``fig.show()``.
+
+**Orientation.**  Axial slice ``k`` of a volume is ``vol[:, :, k]``; every figure shows it
+through :func:`display_slice`, the one place to change if the display convention changes.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import math
+import os
+from typing import Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer
+from plotly.subplots import make_subplots
+
+from bratslib.data.layout import LABEL_NAMES
+
+#: Name of the renderer registered by this module.
+BOOK_RENDERER = "bratslib_book"
+
+#: Environment variable that makes :data:`BOOK_RENDERER` the default renderer.
+BOOK_BUILD_ENV = "BRATSLIB_BOOK_BUILD"
+
+#: Overlay colour of each tumour label (necrotic core, oedema, enhancing tumour).
+LABEL_COLOURS: dict[int, str] = {1: "#e6194b", 2: "#3cb44b", 4: "#ffe119"}
+
+# ----------------------------------------------------------------------------- renderer
+
+
+class BookHtmlRenderer(MimetypeRenderer):
+    """Emit a figure as HTML that relies on plotly.js being loaded by the page.
+
+    ``fig.to_html(full_html=False, include_plotlyjs=False)``: a ``<div>`` and a script that
+    calls ``Plotly.newPlot``.  The book loads ``plotly.min.js`` once per page.
+    """
+
+    def __init__(self, config: dict | None = None, default_height: int | str = 525):
+        self.config = dict(config) if config else {}
+        self.default_height = default_height
+
+    def to_mimebundle(self, fig_dict: dict) -> dict[str, str]:
+        html = pio.to_html(
+            fig_dict,
+            config=self.config,
+            full_html=False,
+            include_plotlyjs=False,
+            include_mathjax=False,
+            auto_play=False,  # a figure with frames (the case viewer) must not animate on load
+            default_width="100%",
+            default_height=self.default_height,
+            validate=False,
+        )
+        title = (fig_dict.get("layout", {}).get("title") or {})
+        text = title.get("text") if isinstance(title, dict) else title
+        return {"text/html": html, "text/plain": f"<plotly figure{': ' + str(text) if text else ''}>"}
+
+
+def use_book_renderer() -> None:
+    """Make :data:`BOOK_RENDERER` plotly's default renderer (what ``make book`` does)."""
+    pio.renderers.default = BOOK_RENDERER
+
+
+pio.renderers[BOOK_RENDERER] = BookHtmlRenderer(config={"displaylogo": False, "responsive": True})
+if os.environ.get(BOOK_BUILD_ENV) == "1":
+    use_book_renderer()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def display_image(image: np.ndarray) -> np.ndarray:
+    """An axial image (axes x, y, as in ``vol[:, :, k]``) as it is displayed: its transpose.
+
+    BraTS voxel axes run to the patient's left (x) and to the back (y) (affine
+    diag(-1, -1, 1)), so with row 0 drawn at the top the front of the head is at the top and
+    the patient's right on the image's left (radiological convention).  Every figure of bratslib goes through here
+    (or through :func:`display_slice`), so the convention changes in this one place.
+    """
+    return np.swapaxes(image, 0, 1)
+
+
+def display_slice(vol: np.ndarray, k: int) -> np.ndarray:
+    """Axial slice ``k`` of ``vol`` as it is displayed: ``vol[:, :, k].T``."""
+    return display_image(vol[:, :, k])
+
+
+def show_source(obj) -> "IPython.display.Code":  # noqa: F821
+    """The source code of ``obj`` (a function, class or module), for display in a notebook.
+
+    The book shows library code from the library itself, so the text never drifts from
+    what runs.  The result is an :class:`IPython.display.Code` (python lexer) without its
+    LaTeX form: Sphinx counts a LaTeX output as an equation and would make the page load
+    MathJax from a CDN.
+    """
+    from IPython.display import Code
+
+    class SourceCode(Code):
+        _repr_latex_ = None  # IPython skips a formatter whose method is not callable
+
+    return SourceCode(inspect.getsource(obj), language="python")
+
+
+# ----------------------------------------------------------------------------- case viewer
+
+#: Grey levels kept per voxel by the case viewer; the remaining bits of a uint8 carry the label.
+_GREY_LEVELS = 64
+#: Overlay slot of each label in the viewer's uint8 encoding (0: no overlay).
+_SLOTS: dict[int, int] = {1: 1, 2: 2, 4: 3}
+
+
+def _hex_to_rgb(colour: str) -> tuple[int, int, int]:
+    colour = colour.lstrip("#")
+    return tuple(int(colour[i:i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def _overlay_colourscale(alpha: float) -> list[list]:
+    """A colour scale over 0..255 drawing grey, and grey blended with each label colour.
+
+    Value ``g + 64 * slot`` (``g`` in 0..63) is grey level ``g``, alpha-blended with the
+    colour of ``slot`` (slot 0: no overlay).  Blending is linear in ``g``, so the linear
+    interpolation between the two ends of each quarter is exact.
+    """
+    scale: list[list] = []
+    colours = [(0, 0, 0)] + [_hex_to_rgb(LABEL_COLOURS[label]) for label in _SLOTS]
+    for slot, rgb in enumerate(colours):
+        a = 0.0 if slot == 0 else alpha
+        for grey, value in ((0, 0), (255, _GREY_LEVELS - 1)):
+            mixed = [round((1 - a) * grey + a * c) for c in rgb]
+            scale.append([(slot * _GREY_LEVELS + value) / 255, f"rgb({mixed[0]},{mixed[1]},{mixed[2]})"])
+    return scale
+
+
+def _grey(vol: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """Intensities scaled to 0.._GREY_LEVELS-1 (0.5th to 99.5th percentile of the brain)."""
+    inside = vol[brain]
+    if inside.size == 0:
+        return np.zeros(vol.shape, np.uint8)
+    lo, hi = np.percentile(inside, [0.5, 99.5])
+    if hi <= lo:
+        hi = lo + 1
+    out = np.clip((vol.astype(np.float32) - lo) / (hi - lo), 0, 1) * (_GREY_LEVELS - 1)
+    out = np.rint(out).astype(np.uint8)
+    out[~brain] = 0
+    return out
+
+
+def _bounds(mask_1d: np.ndarray, margin: int) -> tuple[int, int]:
+    idx = np.flatnonzero(mask_1d)
+    if idx.size == 0:
+        return 0, mask_1d.size
+    return max(int(idx[0]) - margin, 0), min(int(idx[-1]) + 1 + margin, mask_1d.size)
+
+
+#: Legend of the image figures: one row at the top left, clear of the title and the mode bar.
+_LEGEND = dict(orientation="h", yanchor="top", y=0.99, yref="container", x=0, xanchor="left")
+
+
+def _equal_aspect_image_axes(fig: go.Figure, n_panels: int) -> None:
+    """Hide the axes of ``n_panels`` image subplots, square pixels, row 0 at the top."""
+    for i in range(1, n_panels + 1):
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"xaxis{suffix}"].update(visible=False, constrain="domain")
+        fig.layout[f"yaxis{suffix}"].update(visible=False, autorange="reversed", scaleanchor=f"x{suffix}",
+                                            scaleratio=1, constrain="domain")
+
+
+def case_viewer(
+    images: Mapping[str, np.ndarray],
+    seg: np.ndarray | None = None,
+    title: str | None = None,
+    *,
+    downsample: int = 2,
+    max_slices: int = 32,
+    alpha: float = 0.5,
+    height: int = 380,
+) -> go.Figure:
+    """The modalities of a case side by side, the label map overlaid, a slider over axial slices.
+
+    Args:
+        images: modality name -> 3-D volume (all the same shape), e.g. ``case.images``.
+        seg: the label map (labels 1, 2, 4), or None.
+        title: the figure's title.
+        downsample: keep every ``downsample``-th voxel in-plane (2 halves the page weight 4x).
+        max_slices: at most this many slider positions; the slices are evenly spaced over
+            the extent of the brain and include the slice with the most tumour.
+        alpha: opacity of the label colours.
+        height: figure height in pixels.
+
+    The data travel as uint8 (6 bits of grey, 2 bits of label) and are cropped to the
+    brain, which keeps a 240 x 240 x 155 case at about 1 MB of HTML.  The slider starts at
+    the slice with the most tumour (or the largest brain section when there is no tumour).
+    """
+    if not images:
+        raise ValueError("case_viewer needs at least one image")
+    names = list(images)
+    vols = [np.asarray(images[n]) for n in names]
+    shape = vols[0].shape
+    for n, v in zip(names, vols):
+        if v.ndim != 3 or v.shape != shape:
+            raise ValueError(f"image {n!r} has shape {v.shape}; expected 3-D and equal to {shape}")
+    if seg is not None:
+        seg = np.asarray(seg)
+        if seg.shape != shape:
+            raise ValueError(f"seg has shape {seg.shape}; the images have {shape}")
+    if downsample < 1 or max_slices < 1:
+        raise ValueError("downsample and max_slices must be at least 1")
+
+    brain = np.zeros(shape, bool)
+    for v in vols:
+        brain |= v != 0
+    tumour = (seg > 0) if seg is not None else np.zeros(shape, bool)
+    brain |= tumour
+    if not brain.any():
+        brain[:] = True
+
+    # Crop to the brain (plus a small margin), keep every `downsample`-th voxel in-plane.
+    (i0, i1), (j0, j1), (k0, k1) = (
+        _bounds(brain.any(axis=tuple(a for a in range(3) if a != ax)), margin=2) for ax in range(3)
+    )
+    crop = (slice(i0, i1, downsample), slice(j0, j1, downsample), slice(None))
+    encoded = []
+    slot = np.zeros(shape, np.uint8)
+    if seg is not None:
+        for label, s in _SLOTS.items():
+            slot[seg == label] = s
+    slot = slot[crop]
+    for v in vols:
+        encoded.append(_grey(v, brain)[crop] + slot * _GREY_LEVELS)
+
+    # Slider positions: evenly spaced over the brain's axial extent, through the start slice.
+    per_slice = tumour.sum(axis=(0, 1)) if tumour.any() else brain.sum(axis=(0, 1))
+    start = int(np.argmax(per_slice))
+    step = max(1, math.ceil((k1 - k0) / max_slices))
+    slices = list(range(start - step * ((start - k0) // step), k1, step))
+    active = slices.index(start)
+
+    n = len(vols)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=names, horizontal_spacing=0.01)
+    colourscale = _overlay_colourscale(alpha)
+
+    def panels(k: int) -> list[go.Heatmap]:
+        return [
+            go.Heatmap(
+                z=display_slice(e, k), zmin=0, zmax=255, colorscale=colourscale, showscale=False,
+                zsmooth=False, hoverinfo="skip", name=name,
+            )
+            for e, name in zip(encoded, names)
+        ]
+
+    for col, trace in enumerate(panels(start), start=1):
+        fig.add_trace(trace, row=1, col=col)
+    if seg is not None:
+        for label, colour in LABEL_COLOURS.items():
+            fig.add_trace(
+                go.Scatter(x=[None], y=[None], mode="markers", name=f"{label}: {LABEL_NAMES[label]}",
+                           marker=dict(symbol="square", size=12, color=colour), hoverinfo="skip"),
+                row=1, col=1,
+            )
+    fig.frames = [go.Frame(data=panels(k), traces=list(range(n)), name=f"z{k}") for k in slices]
+    _equal_aspect_image_axes(fig, n)
+    fig.update_layout(
+        title=title,
+        height=height,
+        template="none",
+        plot_bgcolor="black",
+        margin=dict(l=10, r=10, t=90 if title else 60, b=10),
+        legend=_LEGEND,
+        sliders=[dict(
+            active=active,
+            currentvalue=dict(prefix="axial slice k = "),
+            pad=dict(t=10, b=0),
+            steps=[dict(
+                method="animate", label=str(k),
+                args=[[f"z{k}"], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))],
+            ) for k in slices],
+        )],
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- class fractions
+
+
+def class_fractions(seg: np.ndarray, brain: np.ndarray | None = None) -> dict[str, float]:
+    """Fraction of voxels of each label (names from :data:`LABEL_NAMES`).
+
+    Over all voxels, or over ``brain`` (a boolean mask) when given.
+    """
+    seg = np.asarray(seg)
+    values = seg[brain] if brain is not None else seg.ravel()
+    total = max(values.size, 1)
+    return {name: float(np.count_nonzero(values == label)) / total for label, name in LABEL_NAMES.items()}
+
+
+def class_fraction_table(segs: Mapping[str, np.ndarray], digits: int = 4) -> "IPython.display.Markdown":  # noqa: F821
+    """A markdown table: one row per case (or group), one column per label, in percent."""
+    from IPython.display import Markdown
+
+    header = ["case", *(f"{name} (%)" for name in LABEL_NAMES.values())]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(LABEL_NAMES)) + "|"]
+    for key, seg in segs.items():
+        fr = class_fractions(seg)
+        lines.append("| " + " | ".join([str(key), *(f"{100 * fr[n]:.{digits}f}" for n in LABEL_NAMES.values())]) + " |")
+    return Markdown("\n".join(lines))
+
+
+def class_fraction_figure(segs: Mapping[str, np.ndarray], title: str | None = "voxel fraction of each class") -> go.Figure:
+    """Bar chart (log scale) of the voxel fraction of each label, one bar group per case."""
+    fig = go.Figure()
+    fractions = {key: class_fractions(seg) for key, seg in segs.items()}
+    colours = {0: "#888888", **LABEL_COLOURS}
+    for label, name in LABEL_NAMES.items():
+        fig.add_trace(go.Bar(x=list(fractions), y=[fractions[key][name] for key in fractions], name=name,
+                             marker_color=colours[label]))
+    fig.update_layout(title=title, barmode="group", yaxis=dict(type="log", title="fraction of voxels"),
+                      template="plotly_white", height=400)
+    return fig
+
+
+# ----------------------------------------------------------------------------- data note and batches
+
+
+class _Note:
+    """A boxed note: HTML (themed as an admonition in the book), markdown and text."""
+
+    def __init__(self, kind: str, title: str, text: str):
+        self.kind, self.title, self.text = kind, title, text
+
+    def _repr_html_(self) -> str:
+        return (f'<div class="admonition {self.kind}"><p class="admonition-title">{html.escape(self.title)}</p>'
+                f"<p>{html.escape(self.text)}</p></div>")
+
+    def _repr_markdown_(self) -> str:
+        return f"**{self.title}.** {self.text}"
+
+    def __repr__(self) -> str:
+        return f"{self.title}. {self.text}"
+
+
+def data_note(provenance: Mapping) -> _Note:
+    """The "which data" box at the top of a chapter, from :func:`bratslib.data.source.data_provenance`.
+
+    Synthetic data get a warning box that says the numbers are not BraTS 2020 results.
+    """
+    description = str(provenance.get("description", "unknown data"))
+    if provenance.get("kind") == "synthetic":
+        return _Note("warning", "Data: synthetic",
+                     f"The numbers on this page come from {description}. They show that the code works; "
+                     "they are not BraTS 2020 results and confirm or refute none of the report's claims.")
+    return _Note("note", "Data: real BraTS 2020", f"The numbers on this page come from {description}.")
+
+
+def batch_figure(
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    channel_names: tuple[str, ...] | None = None,
+    title: str | None = None,
+    *,
+    max_samples: int = 4,
+    panel_height: int = 190,
+) -> go.Figure:
+    """A batch from a generator: one row per sample, one column per channel, plus the labels.
+
+    Args:
+        x: images, (B, H, W, C) for the 2-D models or (B, S, S, S, C) for the 3-D model (the
+            middle axial slice is shown).
+        y: one-hot labels (..., n_classes) or class indices (0 background, 1 necrotic core,
+            2 oedema, 3 enhancing tumour), or None.
+        channel_names: column titles (default: channel 0, 1, ...).
+        title: the figure's title.
+        max_samples: at most this many rows.
+    """
+    x = np.asarray(x)
+    if x.ndim == 5:
+        x = x[:, :, :, x.shape[3] // 2]
+        y = None if y is None else np.asarray(y)[:, :, :, np.asarray(y).shape[3] // 2]
+    if x.ndim != 4:
+        raise ValueError(f"x must be (B, H, W, C) or (B, S, S, S, C), got shape {x.shape}")
+    labels = None
+    if y is not None:
+        y = np.asarray(y)
+        labels = np.argmax(y, axis=-1) if y.ndim == x.ndim else y
+        labels = labels.astype(np.uint8)
+    n = min(len(x), max_samples)
+    channels = x.shape[-1]
+    names = list(channel_names or [f"channel {c}" for c in range(channels)])
+    cols = channels + (labels is not None)
+    titles = [t if r == 0 else "" for r in range(n) for t in (names + (["labels"] if labels is not None else []))]
+    fig = make_subplots(rows=n, cols=cols, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.02)
+    lo = x[:n].min(axis=(0, 1, 2))
+    hi = np.maximum(x[:n].max(axis=(0, 1, 2)), lo + 1e-6)
+    class_colours = ["#000000", LABEL_COLOURS[1], LABEL_COLOURS[2], LABEL_COLOURS[4]]
+    class_scale = [[v, c] for i, c in enumerate(class_colours) for v in (i / 4, (i + 1) / 4)]
+    for r in range(n):
+        for c in range(channels):
+            grey = np.rint((x[r, :, :, c] - lo[c]) / (hi[c] - lo[c]) * 255).astype(np.uint8)
+            fig.add_trace(go.Heatmap(z=display_image(grey), zmin=0, zmax=255, colorscale="gray", showscale=False,
+                                     zsmooth=False, hoverinfo="skip"), row=r + 1, col=c + 1)
+        if labels is not None:
+            fig.add_trace(go.Heatmap(z=display_image(labels[r]), zmin=-0.5, zmax=3.5, colorscale=class_scale,
+                                     showscale=False, zsmooth=False, hoverinfo="skip"), row=r + 1, col=cols)
+    if labels is not None:
+        for label, colour in LABEL_COLOURS.items():
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{label}: {LABEL_NAMES[label]}",
+                                     marker=dict(symbol="square", size=12, color=colour), hoverinfo="skip"),
+                          row=1, col=1)
+    _equal_aspect_image_axes(fig, n * cols)
+    top = 90 if title else 60
+    fig.update_layout(title=title, height=panel_height * n + top + 10, template="none",
+                      margin=dict(l=10, r=10, t=top, b=10),
+                      legend=_LEGEND)
+    return fig
