@@ -172,6 +172,7 @@ class NotebookFailure:
         exec_count: the cell's execution count in the executed copy (``In [n]``).
         ename, evalue: the exception's type and message.
         source: the failing cell's source.
+        line: the line of the cell that raised (1-based), when the traceback says.
     """
 
     notebook: Path
@@ -181,18 +182,36 @@ class NotebookFailure:
     ename: str
     evalue: str
     source: str = ""
+    line: int | None = None
 
     def __str__(self) -> str:
         where = "" if self.cell is None else f" in cell {self.cell}" + (
+            f", line {self.line}" if self.line else "") + (
             f" (In [{self.exec_count}] in the executed copy)" if self.exec_count is not None else "")
         lines = [f"{self.notebook}: failed{where}: {self.ename}: {self.evalue}"]
-        src = self.source.strip().splitlines()
-        for line in src[:8]:
-            lines.append(f"    | {line}")
-        if len(src) > 8:
-            lines.append(f"    | ... ({len(src) - 8} more lines)")
+        src = self.source.splitlines()
+        # up to 8 lines of the cell, around the failing line when it is known
+        first = max(0, min((self.line or 1) - 4, len(src) - 8))
+        if first > 0:
+            lines.append("    | ...")
+        for n, text in enumerate(src[first:first + 8], start=first + 1):
+            lines.append(f"  {'>' if n == self.line else ' '} | {text}")
+        if first + 8 < len(src):
+            lines.append(f"    | ... ({len(src) - first - 8} more lines)")
         lines.append(f"  executed copy with the full output: {self.executed}")
         return "\n".join(lines)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _failing_line(traceback: list[str] | None) -> int | None:
+    """The line of the cell that raised, from IPython's traceback ("Cell In[4], line 7")."""
+    for entry in traceback or []:
+        m = re.search(r"Cell In\[\d*\], line (\d+)", _ANSI.sub("", entry))
+        if m:
+            return int(m.group(1))
+    return None
 
 
 class BookExecutionError(RuntimeError):
@@ -370,7 +389,7 @@ def execute_notebooks(
             failure = _invisible_outputs(executed, nb, rel)
         except PapermillExecutionError as e:
             failure = NotebookFailure(rel, executed, _cell_number(nb, e.source, e.cell_index), e.exec_count,
-                                      e.ename, e.evalue, e.source or "")
+                                      e.ename, e.evalue, e.source or "", _failing_line(e.traceback))
         except Exception as e:  # the kernel died, a cell timed out, the notebook is unreadable ...
             failure = NotebookFailure(rel, executed, None, None, type(e).__name__, str(e).strip())
         seconds = time.perf_counter() - start

@@ -366,7 +366,7 @@ def test_failures_name_notebook_and_cell_keep_copy_and_reruns_skip(tmp_path: Pat
     assert [r.status for r in runs] == ["executed", "failed", "failed"]
     assert err is not None and len(err.failures) == 2
     f = err.failures[0]
-    assert (f.notebook, f.cell, f.ename, f.evalue) == (Path("notebooks/bad.ipynb"), 4, "ValueError", "boom-42")
+    assert (f.notebook, f.cell, f.line, f.ename, f.evalue) == (Path("notebooks/bad.ipynb"), 4, 1, "ValueError", "boom-42")
     message = str(err)
     assert "notebooks/bad.ipynb: failed in cell 4" in message and "ValueError: boom-42" in message
     assert 'raise ValueError(f"boom-{x + 1}")' in message
