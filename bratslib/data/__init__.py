@@ -13,6 +13,7 @@ from bratslib.data.cases import (
     load_case,
     load_cases,
 )
+from bratslib.data.cache import PreprocessedCache
 from bratslib.data.layout import (
     BRATS_SHAPE,
     LABEL_NAMES,
@@ -23,9 +24,14 @@ from bratslib.data.layout import (
     case_files,
     find_cases,
 )
+from bratslib.data.source import data_provenance, resolve_data_dir
+from bratslib.data.splits import split_cases
+from bratslib.data.synth import write_synthetic_dataset
 
 __all__ = [
     "BRATS_SHAPE", "LABELS", "LABEL_NAMES", "MODALITIES",
     "BratsCase", "BratsDataError", "CaseFiles", "NoCasesFoundError", "Problem",
-    "case_files", "check_case", "check_dataset", "find_cases", "load_case", "load_cases",
+    "PreprocessedCache",
+    "case_files", "check_case", "check_dataset", "data_provenance", "find_cases", "load_case", "load_cases",
+    "resolve_data_dir", "split_cases", "write_synthetic_dataset",
 ]

@@ -230,14 +230,15 @@ class PreprocessedCache:
         With ``progress``, a tqdm bar counts the cases that had to be built.
         """
         files = [c if isinstance(c, CaseFiles) else case_files(c) for c in cases]
-        todo = [f for f in files if not self.contains(f)]
+        paths = [self.path(f) for f in files]  # one stat of each source file
+        todo = [(f, p) for f, p in zip(files, paths) if not (p / "meta.json").is_file()]
         if todo and progress:
             from tqdm import tqdm
 
             todo = tqdm(todo, desc=f"preprocessing into {self.folder.name}", unit="case", file=sys.stderr)
-        for f in todo:
-            self.get(f)
-        return [self.get(f) for f in files]
+        for f, p in todo:
+            self._write(f, p)
+        return [CachedCase(p) for p in paths]
 
     def _write(self, files: CaseFiles, path: Path) -> None:
         """Preprocess one case into a temporary folder, then rename it to ``path``."""

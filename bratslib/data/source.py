@@ -15,9 +15,8 @@ from pathlib import Path
 
 from bratslib.data.cache import default_cache_dir
 from bratslib.data.layout import find_cases
-
-#: Name of the provenance file that ``write_synthetic_dataset`` puts at the top of a data set.
-SYNTHETIC_MARKER = "bratslib_synthetic.json"
+from bratslib.data.synth import PROVENANCE_FILE as SYNTHETIC_MARKER
+from bratslib.data.synth import write_synthetic_dataset
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int = 20, seed: int = 0, progress: bool = True) -> Path:
@@ -36,12 +35,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {path} does not exist (give the folder holding the BraTS 2020 cases, or None for synthetic data)")
         return path
-    from bratslib.data.synth import write_synthetic_dataset
-
     out = default_cache_dir() / "synthetic" / f"seed{seed}-cases{synthetic_cases}"
-    marker = out / SYNTHETIC_MARKER
-    if not marker.exists():
-        write_synthetic_dataset(out, n_cases=synthetic_cases, seed=seed, progress=progress)
+    # always called: it skips complete cases, and so also finishes a run that was interrupted
+    write_synthetic_dataset(out, n_cases=synthetic_cases, seed=seed, progress=progress)
     return out
 
 
