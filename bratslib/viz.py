@@ -24,7 +24,7 @@ import html
 import inspect
 import math
 import os
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -311,15 +311,20 @@ def class_fractions(seg: np.ndarray, brain: np.ndarray | None = None) -> dict[st
     return {name: float(np.count_nonzero(values == label)) / total for label, name in LABEL_NAMES.items()}
 
 
-def class_fraction_table(segs: Mapping[str, np.ndarray], digits: int = 4) -> "IPython.display.Markdown":  # noqa: F821
-    """A markdown table: one row per case (or group), one column per label, in percent."""
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence], *, numeric: Sequence[bool] | None = None) -> "IPython.display.Markdown":  # noqa: F821
+    """A markdown table for a notebook output (rendered as a table in the book).
+
+    Args:
+        header: column titles.
+        rows: one sequence of cells per row; cells are shown with ``str``.
+        numeric: which columns to right-align; default: every column but the first.
+    """
     from IPython.display import Markdown
 
-    header = ["case", *(f"{name} (%)" for name in LABEL_NAMES.values())]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(LABEL_NAMES)) + "|"]
-    for key, seg in segs.items():
-        fr = class_fractions(seg)
-        lines.append("| " + " | ".join([str(key), *(f"{100 * fr[n]:.{digits}f}" for n in LABEL_NAMES.values())]) + " |")
+    numeric = [i > 0 for i in range(len(header))] if numeric is None else list(numeric)
+    lines = ["| " + " | ".join(map(str, header)) + " |",
+             "|" + "|".join("---:" if right else "---" for right in numeric) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return Markdown("\n".join(lines))
 
 

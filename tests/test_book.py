@@ -395,3 +395,10 @@ def test_failures_name_notebook_and_cell_keep_copy_and_reruns_skip(tmp_path: Pat
     assert stamp["parameters"] == {"data_dir": "/d"}
     stamp = json.loads((out / f"notebooks/bad.ipynb{book.FINGERPRINT_SUFFIX}").read_text())
     assert stamp["parameters"] == params
+
+
+def test_markdown_table_aligns_numbers_and_escapes_pipes():
+    from bratslib.viz import markdown_table
+
+    text = markdown_table(["model", "dice"], [("a|b", 0.5), ("c", 1)]).data
+    assert text.splitlines() == ["| model | dice |", "|---|---:|", "| a\\|b | 0.5 |", "| c | 1 |"]
