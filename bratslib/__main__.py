@@ -2,6 +2,8 @@
 
     python -m bratslib synth OUT --cases N --seed S     write a synthetic BraTS data set
     python -m bratslib check DIR                         report every problem of a data folder
+    python -m bratslib predict RUN CASE_DIR OUT.nii.gz   segment one case with a trained run
+    python -m bratslib evaluate RUN DATA_DIR             score a trained run on labeled cases
     python -m bratslib book execute -p data_dir DIR      execute the book's notebooks (papermill)
     python -m bratslib book build                        build the HTML book from the executed copies
 
@@ -14,6 +16,8 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -60,6 +64,62 @@ def _cmd_check(args: argparse.Namespace) -> int:
     bad = len({p.case_id for p in problems})
     print(f"{len(problems)} problem(s) in {bad} case(s)")
     return 1
+
+
+def _load_run(path: str):
+    from bratslib.results import Run
+
+    run = Run(path)
+    if not run.model_path.is_file():
+        raise FileNotFoundError(f"{run.path}: no model.keras (status {run.status}); train the run to the end first")
+    return run
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    try:
+        run = _load_run(args.run)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    import keras
+
+    from bratslib.data.cases import BratsDataError
+    from bratslib.evaluate import predict_case
+
+    model = keras.saving.load_model(run.model_path)
+    try:
+        prediction = predict_case(model, args.case_dir, run.config["preprocessing"], cache_dir=args.cache_dir)
+        path = prediction.save(args.out)
+    except (BratsDataError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    counts = {int(k): int(n) for k, n in zip(*np.unique(prediction.labels, return_counts=True))}
+    print(f"{prediction.case_id}: wrote {path} (voxels per label: {counts})")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from bratslib.data.cases import BratsDataError
+    from bratslib.data.layout import NoCasesFoundError
+    from bratslib.evaluate import evaluate_run
+
+    try:
+        run = _load_run(args.run)
+        name = args.name or f"{Path(args.data_dir).resolve().name}-{args.split}"
+        evaluation = evaluate_run(run, args.data_dir, split=args.split, name=name, cache_dir=args.cache_dir,
+                                  predictions_dir=args.save_predictions, progress=not args.quiet)
+    except (BratsDataError, FileNotFoundError, NoCasesFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows = []
+    for key in ("dice_WT", "dice_TC", "dice_ET", "hd95_WT", "hd95_TC", "hd95_ET", "mean_iou", "accuracy"):
+        s = evaluation.summary[key]
+        rows.append((key, f"{s['mean']:.4f}", f"{s['std']:.4f}", f"{s['median']:.4f}", str(s["n"])))
+    print(f"{run.name} on {len(evaluation.per_case)} {args.split} case(s) of {args.data_dir}")
+    print(_format_table(("metric", "mean", "std", "median", "cases"), rows))
+    print(f"pooled all-voxel Dice (background included): {evaluation.pooled_dice:.4f}")
+    print(f"written to {run.path / 'evaluations'}")
+    return 0
 
 
 def _parameter_value(text: str):
@@ -125,6 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headers-only", action="store_true", help="check headers only, do not read voxel data (fast)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("predict", help="segment one case folder with a trained run; writes BraTS labels 0/1/2/4 as NIfTI")
+    p.add_argument("run", help="the run folder (results/<run>) holding model.keras")
+    p.add_argument("case_dir", help="a case folder (with at least the run's modalities)")
+    p.add_argument("out", help="the label map to write (.nii or .nii.gz)")
+    p.add_argument("--cache-dir", help="preprocessed-array cache (default $BRATSLIB_CACHE or ~/.cache/bratslib)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a trained run on the labeled cases of a data folder")
+    p.add_argument("run", help="the run folder (results/<run>) holding model.keras")
+    p.add_argument("data_dir", help="the data folder, or any parent of it")
+    p.add_argument("--split", default="test", help="test (default), val, train: the run's cases of that split; all: every labeled case")
+    p.add_argument("--name", help="name of the evaluation folder in RUN/evaluations (default: DATA-SPLIT)")
+    p.add_argument("--save-predictions", metavar="DIR", help="also write each prediction as NIfTI into DIR")
+    p.add_argument("--cache-dir", help="preprocessed-array cache (default $BRATSLIB_CACHE or ~/.cache/bratslib)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("book", help="execute the book's notebooks, build the HTML book")
     book = p.add_subparsers(dest="book_command", required=True)

@@ -192,12 +192,15 @@ def case_viewer(
     max_slices: int = 32,
     alpha: float = 0.5,
     height: int = 380,
+    overlays: Mapping[str, np.ndarray | None] | None = None,
 ) -> go.Figure:
     """The modalities of a case side by side, the label map overlaid, a slider over axial slices.
 
     Args:
-        images: modality name -> 3-D volume (all the same shape), e.g. ``case.images``.
-        seg: the label map (labels 1, 2, 4), or None.
+        images: panel title -> 3-D volume (all the same shape), e.g. the modalities of a case.
+        seg: the label map (labels 1, 2, 4) drawn over every panel, or None.
+        overlays: panel title -> the label map drawn over that panel instead of ``seg``
+            (None: no labels there), e.g. ground truth and predictions over the same FLAIR.
         title: the figure's title.
         downsample: keep every ``downsample``-th voxel in-plane (2 halves the page weight 4x).
         max_slices: at most this many slider positions; the slices are evenly spaced over
@@ -217,17 +220,25 @@ def case_viewer(
     for n, v in zip(names, vols):
         if v.ndim != 3 or v.shape != shape:
             raise ValueError(f"image {n!r} has shape {v.shape}; expected 3-D and equal to {shape}")
-    if seg is not None:
-        seg = np.asarray(seg)
-        if seg.shape != shape:
-            raise ValueError(f"seg has shape {seg.shape}; the images have {shape}")
+    overlays = dict(overlays or {})
+    unknown = [n for n in overlays if n not in images]
+    if unknown:
+        raise ValueError(f"overlay {unknown[0]!r} names no panel; panels: {', '.join(names)}")
+    segs = [overlays[n] if n in overlays else seg for n in names]
+    segs = [None if m is None else np.asarray(m) for m in segs]
+    for n, m in zip(names, segs):
+        if m is not None and m.shape != shape:
+            raise ValueError(f"the label map of {n!r} has shape {m.shape}; the images have {shape}")
     if downsample < 1 or max_slices < 1:
         raise ValueError("downsample and max_slices must be at least 1")
 
     brain = np.zeros(shape, bool)
     for v in vols:
         brain |= v != 0
-    tumour = (seg > 0) if seg is not None else np.zeros(shape, bool)
+    tumour = np.zeros(shape, bool)
+    for m in segs:
+        if m is not None:
+            tumour |= m > 0
     brain |= tumour
     if not brain.any():
         brain[:] = True
@@ -238,13 +249,12 @@ def case_viewer(
     )
     crop = (slice(i0, i1, downsample), slice(j0, j1, downsample), slice(None))
     encoded = []
-    slot = np.zeros(shape, np.uint8)
-    if seg is not None:
-        for label, s in _SLOTS.items():
-            slot[seg == label] = s
-    slot = slot[crop]
-    for v in vols:
-        encoded.append(_grey(v, brain)[crop] + slot * _GREY_LEVELS)
+    for v, m in zip(vols, segs):
+        slot = np.zeros(shape, np.uint8)
+        if m is not None:
+            for label, s in _SLOTS.items():
+                slot[m == label] = s
+        encoded.append(_grey(v, brain)[crop] + slot[crop] * _GREY_LEVELS)
 
     # Slider positions: evenly spaced over the brain's axial extent, through the start slice.
     per_slice = tumour.sum(axis=(0, 1)) if tumour.any() else brain.sum(axis=(0, 1))
@@ -268,7 +278,7 @@ def case_viewer(
 
     for col, trace in enumerate(panels(start), start=1):
         fig.add_trace(trace, row=1, col=col)
-    if seg is not None:
+    if any(m is not None for m in segs):
         for label, colour in LABEL_COLOURS.items():
             fig.add_trace(
                 go.Scatter(x=[None], y=[None], mode="markers", name=f"{label}: {LABEL_NAMES[label]}",
@@ -434,3 +444,64 @@ def batch_figure(
                       margin=dict(l=10, r=10, t=top, b=10),
                       legend=_LEGEND)
     return fig
+
+
+# ----------------------------------------------------------------------------- training and results
+
+#: Default panels of :func:`history_figure`: title -> the logged values drawn in it.
+HISTORY_PANELS: dict[str, tuple[str, ...]] = {
+    "loss": ("loss", "val_loss"),
+    "mean Dice of the tumour classes": ("dice_tumour", "val_dice_tumour"),
+    "validation Dice per class": ("val_dice_necrotic", "val_dice_oedema", "val_dice_enhancing"),
+}
+
+
+def history_figure(
+    history: Sequence[Mapping[str, float]],
+    panels: Mapping[str, Sequence[str]] = HISTORY_PANELS,
+    *,
+    best_epoch: int | None = None,
+    title: str | None = None,
+    height: int = 340,
+) -> go.Figure:
+    """Training curves from a run's history (``history.csv`` rows), one panel per entry of
+    ``panels``; epochs are counted from 1 and ``best_epoch`` (0-based, as in the history) is
+    marked with a dotted line.  Values missing from the history are skipped."""
+    history = list(history)
+    epochs = [int(row["epoch"]) + 1 for row in history]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.07)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+    for col, keys in enumerate(panels.values(), start=1):
+        for k, key in enumerate(keys):
+            if not history or key not in history[0]:
+                continue
+            fig.add_trace(go.Scatter(x=epochs, y=[row[key] for row in history], name=key, mode="lines+markers",
+                                     line=dict(color=palette[k % len(palette)], dash="solid" if key.startswith("val_") else "dot"),
+                                     legendgroup=key, showlegend=True), row=1, col=col)
+        if best_epoch is not None:
+            fig.add_vline(x=best_epoch + 1, line=dict(color="grey", dash="dot"), row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_layout(title=title, height=height, template="plotly_white", margin=dict(l=40, r=10, t=80 if title else 50, b=40),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def summary_cell(stats: Mapping[str, float], digits: int = 3) -> str:
+    """One table cell from :func:`bratslib.metrics.summarise` statistics: ``mean ± sd``."""
+    mean, std = stats.get("mean"), stats.get("std")
+    if mean is None or not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def metric_table(
+    summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
+    rows: Mapping[str, str],
+    *,
+    digits: int = 3,
+) -> "IPython.display.Markdown":  # noqa: F821
+    """A markdown table comparing summaries: one column per summary (e.g. per model), one
+    row per metric key (``rows``: key -> label), cells ``mean ± sd`` over cases."""
+    header = ["", *summaries]
+    body = [[label, *(summary_cell(s.get(key, {}), digits) for s in summaries.values())] for key, label in rows.items()]
+    return markdown_table(header, body)

@@ -217,3 +217,39 @@ def test_keras_fit_runs_epochs_with_worker_threads(cached_2d):
     history = model.fit(ds, epochs=2, verbose=0, shuffle=False)
     # Keras also calls on_epoch_end when it resets its iterator, so the count may run ahead
     assert len(history.history["loss"]) == 2 and ds.epoch >= 2
+
+
+def test_samples_per_epoch_draws_a_new_subset_each_epoch(cached_2d):
+    full = SliceDataset(cached_2d, batch_size=4, seed=1)
+    part = SliceDataset(cached_2d, batch_size=4, seed=1, samples_per_epoch=10)
+    assert len(part) == 3 and sum(len(part.batch_samples(i)) for i in range(3)) == 10
+    first = {tuple(r) for i in range(3) for r in part.batch_samples(i)}
+    part.on_epoch_end()
+    second = {tuple(r) for i in range(3) for r in part.batch_samples(i)}
+    assert len(first) == 10 and first != second
+    assert first <= {tuple(r) for r in full.samples}
+    val = SliceDataset(cached_2d, batch_size=4, shuffle=False, samples_per_epoch=5)
+    rows = np.concatenate([val.batch_samples(i) for i in range(len(val))])
+    assert len(rows) == 5 and tuple(rows[0]) == tuple(full.samples[0]) and tuple(rows[-1]) == tuple(full.samples[-1])
+    with pytest.raises(ValueError, match="samples_per_epoch"):
+        SliceDataset(cached_2d, samples_per_epoch=0)
+
+
+def test_foreground_fraction_oversamples_tumour_slices(cached_2d):
+    ds = SliceDataset(cached_2d, batch_size=8, seed=0, samples_per_epoch=16, foreground_fraction=0.75)
+    tumour = {tuple(r) for r in ds.samples if cached_2d[r[0]].labels[r[1]].any()}
+    share_all = len(tumour) / len(ds.samples)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        rows = [tuple(r) for i in range(len(ds)) for r in ds.batch_samples(i)]
+        assert len(rows) == len(set(rows)) == 16
+        assert sum(r in tumour for r in rows) >= 12 > 16 * share_all
+    with pytest.raises(ValueError, match="foreground_fraction"):
+        SliceDataset(cached_2d, foreground_fraction=1.5)
+
+
+def test_make_datasets_subsamples_train_and_val_only(tiny_dataset, tmp_path):
+    ds = make_datasets(tiny_dataset, size=32, cache_dir=tmp_path, batch_size=2, samples_per_epoch=6,
+                       foreground_fraction=0.5, val_samples=3, progress=False)
+    assert len(ds.train) == 3 and len(ds.val) == 2
+    assert ds.test.samples_per_epoch is None and len(ds.test._order) == len(ds.test.samples)

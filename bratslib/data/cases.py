@@ -281,6 +281,41 @@ def load_case(
     return BratsCase(files, images, seg)
 
 
+def save_label_map(path: str | os.PathLike, labels: np.ndarray, affine: np.ndarray) -> Path:
+    """Write a label map (a prediction) as NIfTI with the case's affine, atomically.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file to write (folders are created).
+        labels: BraTS labels {0, 1, 2, 4}, (x, y, z) on the case's grid; stored as uint8.
+        affine: the case's 4x4 voxel-to-world affine (``BratsCase.affine``), so the map
+            overlays the MRI in any viewer (ITK-SNAP, 3D Slicer, nilearn).
+
+    Raises:
+        ValueError: labels not 3-D or outside {0, 1, 2, 4}; a name without a NIfTI suffix.
+    """
+    path = Path(path)
+    if not path.name.endswith((".nii", ".nii.gz")):
+        raise ValueError(f"{path}: a label map is written as .nii or .nii.gz")
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"{path}: a label map is 3-D, got shape {labels.shape}")
+    problems = _label_problems(labels)
+    if problems:
+        raise ValueError(f"{path}: {problems[0]}")
+    img = nib.Nifti1Image(labels.astype(np.uint8), np.asarray(affine, dtype=np.float64))
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 # --------------------------------------------------------------------------- check
 
 

@@ -49,6 +49,8 @@ class _CachedDataset(keras.utils.PyDataset):
         workers: int,
         use_multiprocessing: bool,
         max_queue_size: int,
+        samples_per_epoch: int | None = None,
+        foreground_fraction: float | None = None,
     ):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         self.cases = list(cached_cases)
@@ -69,9 +71,18 @@ class _CachedDataset(keras.utils.PyDataset):
         self.seed = seed
         self.n_classes = n_classes
         self.epoch = 0
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            raise ValueError(f"samples_per_epoch must be >= 1 or None, got {samples_per_epoch}")
+        self.samples_per_epoch = samples_per_epoch
+        if foreground_fraction is not None and not 0 <= foreground_fraction <= 1:
+            raise ValueError(f"foreground_fraction must lie in [0, 1], got {foreground_fraction}")
+        if foreground_fraction is not None and not self.labeled:
+            raise ValueError("foreground_fraction needs labeled cases")
+        self.foreground_fraction = foreground_fraction
         self.samples = self._make_samples()
         if len(self.samples) == 0:
             raise ValueError("the cases hold no sample to draw (check the slice range)")
+        self._foreground = self._foreground_samples() if foreground_fraction is not None else None
         self._order = self._make_order()
 
     def _make_samples(self) -> np.ndarray:
@@ -81,9 +92,22 @@ class _CachedDataset(keras.utils.PyDataset):
         """One sample: image float (..., C) and labels uint8 (...) or None."""
         raise NotImplementedError
 
+    def _foreground_samples(self) -> np.ndarray:
+        """Indices of the samples whose labels hold tumour (any class > 0)."""
+        return np.flatnonzero([self._read(row)[1].any() for row in self.samples])
+
     def _make_order(self) -> np.ndarray:
         n = len(self.samples)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
+        k = n if self.samples_per_epoch is None else min(n, self.samples_per_epoch)
+        if self.shuffle:  # a fresh random draw of k samples each epoch
+            rng = np.random.default_rng([self.seed, self.epoch])
+            if self._foreground is None or k == n:
+                return rng.permutation(n)[:k]
+            # like nnU-Net's foreground oversampling: at least this share holds tumour
+            fg = rng.choice(self._foreground, min(len(self._foreground), round(k * self.foreground_fraction)), replace=False)
+            rest = rng.choice(np.setdiff1d(np.arange(n), fg), k - len(fg), replace=False)
+            return rng.permutation(np.concatenate([fg, rest]))
+        return np.linspace(0, n - 1, k).round().astype(np.int64) if k < n else np.arange(n)  # evenly spread
 
     def set_epoch(self, epoch: int) -> None:
         """Jump to the sample order of ``epoch`` (e.g. when resuming training)."""
@@ -94,7 +118,7 @@ class _CachedDataset(keras.utils.PyDataset):
         self.set_epoch(self.epoch + 1)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.samples) / self.batch_size)
+        return math.ceil(len(self._order) / self.batch_size)
 
     def batch_samples(self, index: int) -> np.ndarray:
         """The sample rows of batch ``index`` in the current epoch, (B, k) int."""
@@ -133,6 +157,12 @@ class SliceDataset(_CachedDataset):
             ``(start, stop)`` for a fixed range of slice indices per case (the report's
             common choice is ``(22, 122)``).
         n_classes: length of the one-hot axis.
+        samples_per_epoch: draw only this many slices per epoch (a new random draw each
+            epoch when shuffling, evenly spread slices otherwise); None: every slice.  Keeps
+            a CPU epoch short without dropping cases.
+        foreground_fraction: with ``samples_per_epoch`` and shuffling, at least this share
+            of each epoch's slices holds tumour (nnU-Net's foreground oversampling; about a
+            third of the brain slices of a BraTS case show tumour), the rest drawn from all.
         workers, use_multiprocessing, max_queue_size: passed to ``keras.utils.PyDataset``.
             Without augmentation one worker serves thousands of slices per second; with it,
             use several workers and ``use_multiprocessing=True`` (scipy holds the GIL).
@@ -154,10 +184,12 @@ class SliceDataset(_CachedDataset):
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
+        samples_per_epoch: int | None = None,
+        foreground_fraction: float | None = None,
     ):
         self.slices = slices
         super().__init__(cached_cases, "2d", batch_size, shuffle, augment, seed, n_classes,
-                         workers, use_multiprocessing, max_queue_size)
+                         workers, use_multiprocessing, max_queue_size, samples_per_epoch, foreground_fraction)
 
     def _slice_indices(self, case: CachedCase) -> np.ndarray:
         if isinstance(self.slices, str):
@@ -185,8 +217,8 @@ class VolumeDataset(_CachedDataset):
         cached_cases: cases cached in 3-D mode (``PreprocessedCache(mode="3d", size=S)``;
             S = 128 as in the report, or e.g. 64 for a CPU smoke run).
         batch_size: volumes per batch (1 fits a 128^3 U-Net on most GPUs).
-        shuffle, augment, seed, n_classes, workers, use_multiprocessing, max_queue_size: as
-            for :class:`SliceDataset`.
+        shuffle, augment, seed, n_classes, workers, use_multiprocessing, max_queue_size,
+            samples_per_epoch, foreground_fraction: as for :class:`SliceDataset`.
 
     Batches: ``(x, y)`` with x float32 (B, S, S, S, C) and y float32 one-hot
     (B, S, S, S, n_classes); ``(x,)`` when the cases are unlabeled.
@@ -203,9 +235,11 @@ class VolumeDataset(_CachedDataset):
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
+        samples_per_epoch: int | None = None,
+        foreground_fraction: float | None = None,
     ):
         super().__init__(cached_cases, "3d", batch_size, shuffle, augment, seed, n_classes,
-                         workers, use_multiprocessing, max_queue_size)
+                         workers, use_multiprocessing, max_queue_size, samples_per_epoch, foreground_fraction)
 
     def _make_samples(self) -> np.ndarray:
         return np.arange(len(self.cases), dtype=np.int64)[:, None]
@@ -240,6 +274,9 @@ def make_datasets(
     augment: AugmentConfig | None = None,
     split_path: str | os.PathLike | None = None,
     progress: bool = True,
+    samples_per_epoch: int | None = None,
+    foreground_fraction: float | None = None,
+    val_samples: int | None = None,
     **dataset_kwargs,
 ) -> Datasets:
     """From a BraTS folder to train / val / test datasets, split by case.
@@ -249,7 +286,8 @@ def make_datasets(
     (:class:`~bratslib.data.cache.PreprocessedCache`) and wraps each split in a
     :class:`SliceDataset` (``mode="2d"``, batch size 16 by default) or a
     :class:`VolumeDataset` (``mode="3d"``, batch size 1).  Only the training set is
-    shuffled and augmented.  With ``split_path``, the split is written there as JSON.
+    shuffled, augmented and (with ``samples_per_epoch`` and ``foreground_fraction``)
+    subsampled each epoch; ``val_samples`` keeps that many evenly spread validation samples.  With ``split_path``, the split is written there as JSON.
     Other keyword arguments go to the dataset classes (``slices``, ``workers``...).
     """
     cases = {c.case_id: c for c in find_cases(data_dir) if c.labeled}
@@ -260,7 +298,9 @@ def make_datasets(
     batch_size = batch_size or (16 if mode == "2d" else 1)
     made = {
         name: cls([cached[i] for i in split[name]], batch_size=batch_size, shuffle=name == "train",
-                  augment=augment if name == "train" else None, seed=seed, **dataset_kwargs)
+                  augment=augment if name == "train" else None, seed=seed,
+                  samples_per_epoch={"train": samples_per_epoch, "val": val_samples}.get(name),
+                  foreground_fraction=foreground_fraction if name == "train" else None, **dataset_kwargs)
         for name in SPLIT_NAMES
     }
     if split_path is not None:

@@ -1,0 +1,288 @@
+"""Whole-case prediction and evaluation in the original BraTS label space.
+
+A network sees resized, normalised inputs and answers in class indices 0..3.  A reader of
+BraTS results expects labels 0/1/2/4 on the 240x240x155 grid, scored case by case.  This
+module goes the whole way back:
+
+1. :func:`predict_probabilities`: the model on one cached case: a 2-D model slice by slice,
+   a 3-D model on the whole volume, softmax probabilities at the model's resolution;
+2. :func:`predict_case`: those probabilities resized back to the case's grid (linear
+   interpolation of each class's probability, then the most probable class) and mapped to
+   BraTS labels, with the case's affine, ready for :func:`~bratslib.data.cases.save_label_map`;
+3. :func:`evaluate_cases`: the metrics of :func:`bratslib.metrics.evaluate_case` for each case
+   against its ground truth, their summary across cases, and the pooled all-voxel Dice that
+   Keras notebooks report (at the model's resolution, as they compute it);
+4. :func:`evaluate_run`: all of that for a trained run's test cases, written into the run.
+
+:func:`evaluate_predictions` scores label maps from anywhere else (the threshold baseline) with
+the same metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bratslib.data.cache import CachedCase, PreprocessedCache, as_float32
+from bratslib.data.cases import load_case, save_label_map
+from bratslib.data.layout import CaseFiles, case_files, find_cases
+from bratslib.data.preprocess import N_CLASSES, one_hot, resize_back, to_brats_labels
+from bratslib.metrics import PooledDice, evaluate_case, summarise
+from bratslib.results import Run
+
+
+@dataclass
+class Prediction:
+    """One case's prediction on its original grid.
+
+    Attributes:
+        case_id: e.g. ``"BraTS20_Training_001"``.
+        labels: uint8 (x, y, z), BraTS labels {0, 1, 2, 4}.
+        affine: the case's 4x4 affine; spacing: voxel size in mm.
+    """
+
+    case_id: str
+    labels: np.ndarray
+    affine: np.ndarray
+    spacing: tuple[float, float, float]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the label map as NIfTI with the case's affine."""
+        return save_label_map(path, self.labels, self.affine)
+
+
+@dataclass
+class Evaluation:
+    """Metrics of a set of cases.
+
+    Attributes:
+        per_case: one dict per case: ``case_id`` and the keys of
+            :func:`bratslib.metrics.evaluate_case`.
+        summary: :func:`bratslib.metrics.summarise` of ``per_case`` (mean, median, spread).
+        pooled_dice: the all-voxel, background-included Dice over every case (NaN when not
+            computed, e.g. for label maps without probabilities).
+        info: what was evaluated (model, data, split), for the results file.
+    """
+
+    per_case: list[dict[str, Any]]
+    summary: dict[str, dict[str, float]]
+    pooled_dice: float = float("nan")
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def mean(self, key: str) -> float:
+        return self.summary[key]["mean"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.info, "n_cases": len(self.per_case), "pooled_dice": self.pooled_dice, "summary": self.summary}
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def predict_probabilities(model, cached: CachedCase, batch_size: int = 16) -> np.ndarray:
+    """Softmax probabilities of ``model`` for one cached case, at the model's resolution.
+
+    Returns:
+        float32 (z, S, S, n_classes) for a case cached in 2-D mode (every axial slice,
+        ``batch_size`` at a time), (S, S, S, n_classes) in 3-D mode.
+    """
+    images = cached.images
+    if cached.mode == "2d":
+        out = [model.predict_on_batch(as_float32(images[k:k + batch_size])) for k in range(0, len(images), batch_size)]
+        return np.concatenate([np.asarray(o, np.float32) for o in out])
+    return np.asarray(model.predict_on_batch(as_float32(images)[None]), np.float32)[0]
+
+
+def _to_original_grid(probabilities: np.ndarray, cached: CachedCase) -> np.ndarray:
+    shape = cached.meta["shape"]
+    classes = resize_back(probabilities, shape, order=1, slices_first=cached.mode == "2d")
+    return to_brats_labels(np.argmax(classes, axis=-1).astype(np.uint8))
+
+
+def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapping[str, Any], *,
+                 cache_dir: str | os.PathLike | None = None, batch_size: int = 16) -> Prediction:
+    """Predict one case folder (labeled or not) on its original grid.
+
+    Args:
+        model: a trained segmentation model (2-D or 3-D, as ``preprocessing["mode"]`` says).
+        case: a :class:`~bratslib.data.layout.CaseFiles` or a case folder.
+        preprocessing: the run's ``config["preprocessing"]`` (modalities, size, mode,
+            normalize, dtype), so the case is prepared exactly as in training.
+        cache_dir: the preprocessed cache (default ``$BRATSLIB_CACHE``).
+    """
+    cached = _cache(preprocessing, cache_dir).get(case)
+    labels = _to_original_grid(predict_probabilities(model, cached, batch_size), cached)
+    return Prediction(cached.case_id, labels, np.asarray(cached.meta["affine"]), tuple(cached.meta["spacing"]))
+
+
+def _cache(preprocessing: Mapping[str, Any], cache_dir) -> PreprocessedCache:
+    p = dict(preprocessing)
+    return PreprocessedCache(cache_dir, p["modalities"], p["size"], p["mode"], p["normalize"], p.get("dtype", "float16"))
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def _progress(items: Sequence, desc: str, enabled: bool) -> Iterable:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="case", file=sys.stderr)
+
+
+def evaluate_cases(
+    model,
+    cases: Sequence[CaseFiles],
+    preprocessing: Mapping[str, Any],
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    predictions_dir: str | os.PathLike | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> Evaluation:
+    """Predict and score labeled cases against their ground truth on the original grid.
+
+    Args:
+        cases: labeled cases (a case without segmentation raises ValueError).
+        preprocessing: the run's ``config["preprocessing"]``.
+        predictions_dir: also write each prediction there as ``<case_id>_pred.nii.gz``.
+
+    Also accumulates the pooled Dice of the softmax outputs against the one-hot labels over
+    every voxel of every case at the model's resolution, background included, which is what
+    a ``dice_coef`` metric in a Keras notebook reports.
+    """
+    unlabeled = [c.case_id for c in cases if not c.labeled]
+    if unlabeled:
+        raise ValueError(f"cannot evaluate cases without a segmentation: {', '.join(unlabeled[:5])}")
+    cache = _cache(preprocessing, cache_dir)
+    pooled = PooledDice()
+    per_case = []
+    for files in _progress(cases, "evaluating", progress):
+        cached = cache.get(files)
+        probabilities = predict_probabilities(model, cached, batch_size)
+        pooled.update(one_hot(np.asarray(cached.labels), probabilities.shape[-1]), probabilities)
+        prediction = _to_original_grid(probabilities, cached)
+        del probabilities
+        truth = load_case(files, ("flair",)).seg
+        per_case.append({"case_id": files.case_id, **evaluate_case(prediction, truth, tuple(cached.meta["spacing"]))})
+        if predictions_dir is not None:
+            save_label_map(Path(predictions_dir) / f"{files.case_id}_pred.nii.gz", prediction, np.asarray(cached.meta["affine"]))
+    return Evaluation(per_case, summarise([_scores(r) for r in per_case]), pooled.result())
+
+
+def _scores(row: Mapping[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in row.items() if k != "case_id"}
+
+
+def evaluate_predictions(predict: Callable[[CaseFiles], np.ndarray], cases: Sequence[CaseFiles], *,
+                         progress: bool = True) -> Evaluation:
+    """Score any labeler with the same metrics: ``predict(case_files)`` returns BraTS labels
+    (x, y, z) on the case's grid (e.g. the threshold baseline)."""
+    per_case = []
+    for files in _progress(cases, "evaluating", progress):
+        case = load_case(files, ("flair",))
+        truth, spacing = case.seg, case.spacing
+        per_case.append({"case_id": files.case_id, **evaluate_case(predict(files), truth, spacing)})
+    return Evaluation(per_case, summarise([_scores(r) for r in per_case]))
+
+
+def run_cases(run: Run, data_dir: str | os.PathLike, split: str = "test") -> list[CaseFiles]:
+    """The labeled cases of ``data_dir`` in the run's ``split`` (``"all"``: every labeled case).
+
+    Raises:
+        ValueError: none of the split's cases is in ``data_dir``, or only some are (naming
+            the missing ones), or an unknown split.
+    """
+    cases = [c for c in find_cases(data_dir) if c.labeled]
+    if split == "all":
+        return cases
+    ids = run.split.get(split)
+    if ids is None:
+        raise ValueError(f"unknown split {split!r}; the run has {', '.join(run.split)} (or use 'all')")
+    by_id = {c.case_id: c for c in cases}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(f"{len(missing)} of the {len(ids)} {split} cases of {run.name} are not labeled cases in "
+                         f"{data_dir}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return [by_id[i] for i in ids]
+
+
+def evaluate_run(
+    run: Run | str | os.PathLike,
+    data_dir: str | os.PathLike,
+    *,
+    split: str = "test",
+    model=None,
+    name: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    predictions_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Evaluate a trained run on the cases of ``split`` and write the results into the run.
+
+    The run's own evaluation (``name=None``: its test split, written once as
+    ``metrics.json`` and ``per_case.csv``) is read back if it exists rather than computed
+    again.  With a ``name``, the evaluation goes to ``evaluations/<name>/`` (a numbered
+    folder if that exists), e.g. for other data.
+
+    Args:
+        model: the run's model if already loaded (else ``model.keras`` is loaded).
+    """
+    run = run if isinstance(run, Run) else Run(run)
+    if name is None and run.metrics() is not None:
+        saved = run.metrics()
+        return Evaluation(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
+                          {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
+    if model is None:
+        import keras
+
+        model = keras.saving.load_model(run.model_path)
+    cases = run_cases(run, data_dir, split)
+    evaluation = evaluate_cases(model, cases, run.config["preprocessing"], cache_dir=cache_dir,
+                                predictions_dir=predictions_dir, progress=progress)
+    evaluation.info = {"run": run.name, "split": split, "data_folder": str(Path(data_dir).expanduser().resolve())}
+    run.write_evaluation(evaluation.to_json(), evaluation.per_case, name=name)
+    return evaluation
+
+
+# ----------------------------------------------------------------------------- the baseline
+
+
+def baseline_images(files: CaseFiles, normalize: str = "volume") -> tuple[np.ndarray, np.ndarray | None]:
+    """FLAIR and T1ce of a case, normalised on the original grid, (x, y, z, 2), and its labels
+    (or None): the input of the threshold baseline."""
+    from bratslib.data.preprocess import normalize_intensity
+
+    case = load_case(files, ("flair", "t1ce"))
+    try:
+        return normalize_intensity(case.stack(("flair", "t1ce")), normalize), case.seg
+    finally:
+        case.release()
+
+
+def evaluate_baseline(train_cases: Sequence[CaseFiles], test_cases: Sequence[CaseFiles], *,
+                      normalize: str = "volume", progress: bool = True):
+    """Fit the :class:`~bratslib.baseline.ThresholdBaseline` on ``train_cases`` (FLAIR and
+    T1ce normalised as for the networks, on the original grid) and score it on ``test_cases``
+    with the same metrics as the networks.
+
+    Returns:
+        ``(baseline, evaluation)``.
+    """
+    from bratslib.baseline import ThresholdBaseline
+
+    pairs = [baseline_images(f, normalize) for f in _progress(list(train_cases), "fitting the baseline", progress)]
+    baseline = ThresholdBaseline.fit([x for x, _ in pairs], [s for _, s in pairs])
+    del pairs
+    evaluation = evaluate_predictions(lambda f: baseline.predict(baseline_images(f, normalize)[0]), test_cases,
+                                      progress=progress)
+    evaluation.info = {"model": "threshold baseline", "thresholds": {"flair": baseline.t_flair, "t1ce": baseline.t_t1ce},
+                       "fitted_on": [c.case_id for c in train_cases]}
+    return baseline, evaluation

@@ -1,0 +1,33 @@
+"""Segmentation architectures, one per module.
+
+Each module holds one architecture, ``build_<name>(input_shape, n_classes, ...) ->
+keras.Model``, returning an uncompiled model that maps images to per-voxel class
+probabilities.  Models know nothing of files, datasets or training: that is the business of
+``bratslib.data`` and ``bratslib.training``.  :data:`MODELS` names them for
+:func:`build_model`.
+
+Importing this package imports Keras (and so TensorFlow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+from bratslib.models.unet2d import build_unet2d
+
+#: Builder of each architecture, by name.
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    "unet2d": build_unet2d,
+}
+
+
+def build_model(name: str, /, input_shape: tuple[int, ...], n_classes: int, **kwargs) -> keras.Model:
+    """Build the architecture called ``name``; ``kwargs`` (a ``name=`` too) go to its builder."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    return MODELS[name](input_shape=input_shape, n_classes=n_classes, **kwargs)
+
+
+__all__ = ["MODELS", "build_model", "build_unet2d"]

@@ -1,0 +1,237 @@
+"""One ``train()`` for every chapter: Adam, learning-rate schedule, early stopping, best
+checkpoint, history, and resuming a run that was interrupted.
+
+:func:`train` opens the run folder (:func:`bratslib.results.open_run`), builds and compiles the
+model, and fits it with
+
+* ``keras.optimizers.Adam`` at ``learning_rate``;
+* ``keras.callbacks.ReduceLROnPlateau`` (halve the rate after ``lr_patience`` epochs without
+  progress on ``monitor``) and ``keras.callbacks.EarlyStopping`` (stop after
+  ``stop_patience``);
+* a checkpoint after every epoch (:meth:`bratslib.results.Run.save_checkpoint`): the model
+  with its optimizer state, the best model so far by ``monitor`` (the job of Keras'
+  ``ModelCheckpoint(save_best_only=True)``, but written atomically), ``history.csv`` and the
+  state of the two callbacks above.
+
+Started again with the same arguments, ``train`` finds the run folder, loads the last
+checkpoint and continues at the next epoch with the same learning rate, the same
+early-stopping patience left and the data order of that epoch.  A run that finished is not
+trained again: its best model is loaded and returned.
+
+Importing this module imports Keras (and so TensorFlow).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from bratslib.losses import DiceFocalLoss
+from bratslib.metrics import training_metrics
+from bratslib.results import Run, open_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedRun:
+    """What :func:`train` returns.
+
+    Attributes:
+        run: the run folder.
+        model: the model of the best validation epoch.
+        history: one dict per epoch (``history.csv``).
+        trained_epochs: epochs trained by this call (0 when a finished run was reused).
+        resumed_at: the epoch this call started at (0 for a fresh run).
+    """
+
+    run: Run
+    model: keras.Model
+    history: list[dict[str, Any]]
+    trained_epochs: int
+    resumed_at: int
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self.run.state["best_epoch"])
+
+
+def default_verbose() -> int:
+    """Keras' progress bar (1) interactively; one line per epoch (2) when building the book."""
+    return 2 if os.environ.get("BRATSLIB_BOOK_BUILD") == "1" else 1
+
+
+_CALLBACK_STATE = {
+    "reduce_lr": ("wait", "best", "cooldown_counter"),
+    "early_stopping": ("wait", "best", "best_epoch"),
+}
+
+
+class _RunRecorder(keras.callbacks.Callback):
+    """Writes history, checkpoints and state to the run after each epoch; on resume, puts
+    the saved state back into the learning-rate and early-stopping callbacks."""
+
+    def __init__(self, run: Run, monitor: str, mode: str, history: list[dict], best: float | None,
+                 best_epoch: int | None, others: Mapping[str, keras.callbacks.Callback], saved: Mapping | None):
+        super().__init__()
+        self.run, self.monitor, self.mode = run, monitor, mode
+        self.history = history
+        self.best, self.best_epoch = best, best_epoch
+        self.others, self.saved = others, saved
+        self._started = 0.0
+
+    def on_train_begin(self, logs=None):
+        # runs after the other callbacks' on_train_begin (which reset them)
+        for key, callback in self.others.items():
+            for attr, value in (self.saved or {}).get(key, {}).items():
+                setattr(callback, attr, math.inf if value == "inf" else -math.inf if value == "-inf" else value)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def _improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.monitor not in logs:
+            raise KeyError(f"train(monitor={self.monitor!r}): not among the logged values {sorted(logs)}")
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()},
+               "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+               "seconds": round(time.perf_counter() - self._started, 2)}
+        self.history.append(row)
+        value = row[self.monitor]
+        improved = self._improved(value)
+        if improved:
+            self.best, self.best_epoch = value, epoch
+        self.run.write_history(self.history)
+        callbacks = {key: {attr: _jsonable(getattr(cb, attr)) for attr in _CALLBACK_STATE[key]}
+                     for key, cb in self.others.items()}
+        self.run.save_checkpoint(self.model, epoch, improved=improved, monitor=self.monitor, best=self.best,
+                                 best_epoch=self.best_epoch, callbacks=callbacks)
+
+
+def _jsonable(value: Any) -> Any:
+    value = float(value) if hasattr(value, "__float__") else value
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def train(
+    build_model: Callable[[], keras.Model],
+    datasets,
+    *,
+    name: str,
+    config: Mapping[str, Any],
+    data: Mapping[str, Any],
+    epochs: int,
+    learning_rate: float = 1e-3,
+    loss: keras.losses.Loss | None = None,
+    monitor: str = "val_dice_tumour",
+    mode: str = "max",
+    lr_patience: int = 3,
+    lr_factor: float = 0.5,
+    min_lr: float = 1e-6,
+    stop_patience: int = 8,
+    seed: int = 0,
+    results_dir: str | os.PathLike | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | None = None,
+) -> TrainedRun:
+    """Train (or resume, or reuse) one run and return its best model.
+
+    Args:
+        build_model: a function returning the uncompiled model (only called for a new run).
+        datasets: a :class:`~bratslib.data.generators.Datasets` (``train``, ``val``,
+            ``split``, ``cache``), as :func:`~bratslib.data.generators.make_datasets` makes it.
+        name: the run's name, e.g. ``"unet2d-smoke-seed0"``; the folder is
+            ``<results_dir>/<name>`` (or ``name-2``... for another configuration).
+        config: what defines the model and the chapter's settings (recorded in
+            ``config.json`` together with the preprocessing and the arguments below).
+        data: the data's provenance, :func:`bratslib.data.data_provenance`.
+        epochs: the number of epochs (the last one unless early stopping ends sooner).
+        learning_rate: Adam's initial learning rate.
+        loss: default :class:`~bratslib.losses.DiceFocalLoss` ().
+        monitor, mode: the validation value that picks the best epoch and drives the
+            schedule and early stopping (default the mean Dice of the three tumour classes).
+        lr_patience, lr_factor, min_lr: ``ReduceLROnPlateau``.
+        stop_patience: ``EarlyStopping`` patience.
+        seed: ``keras.utils.set_random_seed`` (weights, dropout); the data order is seeded
+            by the datasets.
+        results_dir: default :func:`bratslib.results.default_results_dir`.
+        callbacks: further Keras callbacks.
+        verbose: Keras' verbosity; default :func:`default_verbose`.
+    """
+    loss = loss if loss is not None else DiceFocalLoss()
+    batch_size = getattr(datasets.train, "batch_size", None)
+    run_config = {
+        **config,
+        "preprocessing": dict(datasets.cache.settings) if getattr(datasets, "cache", None) else None,
+        "training": {
+            "epochs": epochs, "batch_size": batch_size, "optimizer": "adam", "learning_rate": learning_rate,
+            "loss": keras.saving.serialize_keras_object(loss), "monitor": monitor, "mode": mode,
+            "lr_patience": lr_patience, "lr_factor": lr_factor, "min_lr": min_lr, "stop_patience": stop_patience,
+            "seed": seed, "samples_per_epoch": getattr(datasets.train, "samples_per_epoch", None),
+            "augment": _describe(getattr(datasets.train, "augment", None)),
+        },
+    }
+    run = open_run(name, run_config, data, datasets.split, results_dir)
+    if run.finished:
+        print(f"{run.path} holds a finished run with these settings: loading it, not training again "
+              "(delete the folder or change the name to train anew)")
+        return TrainedRun(run, keras.saving.load_model(run.model_path), run.history(), 0, 0)
+
+    keras.utils.set_random_seed(seed)
+    checkpoint = run.last_checkpoint()
+    if checkpoint is not None:
+        state = run.state
+        model = keras.saving.load_model(checkpoint)
+        start = int(state["epoch"]) + 1
+        history = run.history()[:start]
+        best, best_epoch, saved = state.get("best"), state.get("best_epoch"), state.get("callbacks")
+        print(f"resuming {run.path.name} at epoch {start + 1} of {epochs} from {checkpoint.name}")
+    else:
+        model = build_model()
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=training_metrics())
+        start, history, best, best_epoch, saved = 0, [], None, None, None
+
+    others = {
+        "reduce_lr": keras.callbacks.ReduceLROnPlateau(monitor, factor=lr_factor, patience=lr_patience,
+                                                       min_lr=min_lr, mode=mode, verbose=1),
+        "early_stopping": keras.callbacks.EarlyStopping(monitor, patience=stop_patience, mode=mode, verbose=1),
+    }
+    recorder = _RunRecorder(run, monitor, mode, history, best, best_epoch, others, saved)
+    trained = 0
+    if start < epochs and not _stopped_early(saved, stop_patience):
+        datasets.train.set_epoch(start)
+        model.fit(datasets.train, validation_data=datasets.val, epochs=epochs, initial_epoch=start, shuffle=False,
+                  callbacks=[*others.values(), recorder, *callbacks],
+                  verbose=default_verbose() if verbose is None else verbose)
+        trained = len(history) - start
+    model_path = run.finish()
+    return TrainedRun(run, keras.saving.load_model(model_path), run.history(), trained, start)
+
+
+def _stopped_early(saved: Mapping | None, patience: int) -> bool:
+    wait = (saved or {}).get("early_stopping", {}).get("wait", 0)
+    return wait >= patience
+
+
+def _describe(augment: Any) -> Any:
+    if augment is None:
+        return None
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(augment) if is_dataclass(augment) else repr(augment)

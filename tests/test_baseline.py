@@ -1,0 +1,85 @@
+"""The threshold baseline on synthetic, already normalised images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bratslib.baseline import ThresholdBaseline, brats_regions
+
+SHAPE = (40, 40, 24)
+
+
+def synthetic_case(seed: int, shape=SHAPE) -> tuple[np.ndarray, np.ndarray]:
+    """Images (x, y, z, 2) in [0, 1] and BraTS labels: an ellipsoidal brain holding a tumour
+    that is bright on FLAIR throughout, with a T1ce-bright ring (4) around a dark core (1),
+    inside oedema (2)."""
+    rng = np.random.default_rng(seed)
+    size = np.asarray(shape, float)
+    grid = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), axis=-1)
+    centre = (size - 1) / 2
+    brain = (((grid - centre) / (0.45 * size)) ** 2).sum(-1) <= 1
+    d = np.sqrt((((grid - centre - rng.uniform(-0.1, 0.1, 3) * size) / (0.25 * size)) ** 2).sum(-1))
+    seg = np.select([d <= 0.35, d <= 0.6, d <= 1.0], [1, 4, 2], 0).astype(np.uint8) * brain
+    region = np.select([seg == 1, seg == 4, seg == 2], [3, 2, 1], 0)  # brain, oedema, ring, core
+    flair = np.array([0.3, 0.8, 0.8, 0.75])[region]
+    t1ce = np.array([0.4, 0.35, 0.9, 0.2])[region]
+    images = np.stack([flair, t1ce], axis=-1) + rng.normal(0, 0.1, shape + (2,))
+    return np.where(brain[..., None], np.clip(images, 0.01, 1), 0), seg
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return [synthetic_case(seed) for seed in range(4)]
+
+
+@pytest.fixture(scope="module")
+def fitted(cases):
+    return ThresholdBaseline.fit([x for x, _ in cases[:3]], [s for _, s in cases[:3]])
+
+
+def test_fit_recovers_the_regions_and_sensible_thresholds(fitted, cases):
+    assert 0.4 <= fitted.t_flair <= 0.7
+    assert 0.45 <= fitted.t_t1ce <= 0.8
+    assert set(fitted.train_scores) == {"WT", "TC", "ET"}
+    assert min(fitted.train_scores.values()) > 0.8
+    held_out = fitted.score(*cases[3])
+    assert min(held_out.values()) > 0.8, held_out
+    assert "t_flair=" in repr(fitted) and "WT=" in repr(fitted)
+    assert "not fitted" in repr(ThresholdBaseline())
+
+
+def test_predict_gives_nested_brats_labels(fitted, cases):
+    labels = fitted.predict(cases[3][0])
+    assert labels.dtype == np.uint8 and labels.shape == SHAPE
+    assert set(np.unique(labels)) <= {0, 1, 2, 4}
+    wt, tc, et = fitted.regions(cases[3][0])
+    assert not (et & ~tc).any() and not (tc & ~wt).any()
+    assert all(np.array_equal(a, b) for a, b in zip(brats_regions(labels), (wt, tc, et)))
+
+
+def test_components_are_filtered():
+    images = np.zeros(SHAPE + (2,))
+    images[5:15, 5:15, 5:15, 0] = 0.9  # 1000 voxels
+    images[25:30, 25:30, 5:9, 0] = 0.9  # 100 voxels
+    images[35:37, 35:37, 5:7, 0] = 0.9  # 8 voxels
+    count = lambda **kw: int((ThresholdBaseline(**kw).predict(images) > 0).sum())  # noqa: E731
+    assert count() == 1000
+    assert count(largest_only=False) == 1100
+    assert count(largest_only=False, min_size=1) == 1108
+    assert count(min_size=2000) == 0
+
+
+def test_empty_image_gives_all_zeros(fitted):
+    labels = fitted.predict(np.zeros(SHAPE + (2,)))
+    assert labels.shape == SHAPE and not labels.any()
+
+
+def test_shapes_are_checked(cases):
+    images, seg = cases[0]
+    with pytest.raises(ValueError, match=r"\(40, 40, 24, 3\)"):
+        ThresholdBaseline().predict(np.zeros(SHAPE + (3,)))
+    with pytest.raises(ValueError, match=r"\(40, 40, 23\).*\(40, 40, 24, 2\)"):
+        ThresholdBaseline.fit([images], [seg[..., :-1]])
+    with pytest.raises(ValueError, match="as many"):
+        ThresholdBaseline.fit([images], [])

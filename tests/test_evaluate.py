@@ -1,0 +1,141 @@
+"""Whole-case prediction back on the original grid, evaluation of runs, the CLI, the baseline."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bratslib.__main__ import main
+from bratslib.data import find_cases, load_case
+from bratslib.data.cache import PreprocessedCache
+from bratslib.data.generators import make_datasets
+from bratslib.evaluate import (
+    evaluate_baseline,
+    evaluate_cases,
+    evaluate_run,
+    predict_case,
+    predict_probabilities,
+    run_cases,
+)
+from bratslib.metrics import dice
+from bratslib.models.unet2d import build_unet2d
+from bratslib.training import train
+from tests.conftest import TINY_AFFINE, TINY_SHAPE, write_tiny_case
+
+PREPROCESSING = {"modalities": ["flair", "t1ce"], "size": 32, "mode": "2d", "normalize": "volume", "dtype": "float16"}
+
+
+class OracleModel:
+    """Answers each batch with the one-hot of the cached labels of one case, in order: the
+    perfect 2-D model, to test everything after the network."""
+
+    def __init__(self, labels: np.ndarray):
+        self.labels, self.next = np.asarray(labels), 0
+
+    def predict_on_batch(self, x):
+        out = np.eye(4, dtype=np.float32)[self.labels[self.next:self.next + len(x)]]
+        self.next += len(x)
+        return out
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_dataset, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evaluate")
+    data = make_datasets(tiny_dataset, size=32, cache_dir=tmp / "cache", batch_size=4, samples_per_epoch=8, progress=False)
+    model_kwargs = dict(input_shape=(32, 32, 2), n_classes=4, base_filters=4, depth=2, dropout=0.0)
+    result = train(lambda: build_unet2d(**model_kwargs), data, name="tiny", config={"model": "unet2d"},
+                   data={"kind": "synthetic", "n_cases": 6}, epochs=1, results_dir=tmp / "results", verbose=0)
+    return result, tmp / "cache"
+
+
+def test_the_perfect_model_gives_back_the_ground_truth_on_the_original_grid(tiny_dataset, tmp_path):
+    files = find_cases(tiny_dataset)[0]
+    cached = PreprocessedCache(tmp_path, **{k: PREPROCESSING[k] for k in ("modalities", "size", "mode", "normalize")}).get(files)
+    prediction = predict_case(OracleModel(cached.labels), files, PREPROCESSING, cache_dir=tmp_path, batch_size=5)
+    truth = load_case(files).seg
+    assert prediction.labels.shape == TINY_SHAPE == truth.shape and prediction.labels.dtype == np.uint8
+    assert set(np.unique(prediction.labels)) == {0, 1, 2, 4}  # class 3 is mapped back to label 4
+    for labels in ((1, 2, 4), (1, 4), (4,)):  # 48 -> 32 -> 48 costs a little at the borders only
+        assert dice(np.isin(prediction.labels, labels), np.isin(truth, labels)) > 0.85
+    np.testing.assert_array_equal(prediction.affine, TINY_AFFINE)
+
+    path = prediction.save(tmp_path / "out" / "pred.nii.gz")
+    img = nib.load(path)
+    np.testing.assert_array_equal(img.affine, TINY_AFFINE)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), prediction.labels)
+    assert img.get_data_dtype() == np.uint8
+
+
+def test_evaluate_cases_scores_the_oracle_near_perfect_and_pools_dice(tiny_dataset, tmp_path):
+    files = find_cases(tiny_dataset)[:1]
+    cached = PreprocessedCache(tmp_path, ["flair", "t1ce"], 32, "2d", "volume").get(files[0])
+    evaluation = evaluate_cases(OracleModel(cached.labels), files, PREPROCESSING, cache_dir=tmp_path,
+                                predictions_dir=tmp_path / "pred", progress=False)
+    assert evaluation.pooled_dice == pytest.approx(1.0)  # at the model's resolution the oracle is exact
+    assert evaluation.mean("dice_WT") > 0.9 and evaluation.summary["dice_WT"]["n"] == 1
+    assert (tmp_path / "pred" / f"{files[0].case_id}_pred.nii.gz").is_file()
+
+
+def test_predict_probabilities_of_a_real_model(trained_run, tiny_dataset):
+    result, cache_dir = trained_run
+    cached = PreprocessedCache(cache_dir, ["flair", "t1ce"], 32, "2d", "volume").get(find_cases(tiny_dataset)[0])
+    probs = predict_probabilities(result.model, cached, batch_size=7)
+    assert probs.shape == (cached.n_slices, 32, 32, 4) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
+
+
+def test_evaluate_run_writes_once_and_reads_back(trained_run, tiny_dataset):
+    result, cache_dir = trained_run
+    run = result.run
+    evaluation = evaluate_run(run, tiny_dataset, model=result.model, cache_dir=cache_dir, progress=False)
+    assert [r["case_id"] for r in evaluation.per_case] == run.split["test"]
+    saved = json.loads((run.path / "metrics.json").read_text())
+    assert saved["split"] == "test" and saved["n_cases"] == len(run.split["test"])
+    assert saved["summary"]["dice_WT"]["mean"] == pytest.approx(evaluation.mean("dice_WT"), nan_ok=True)
+    again = evaluate_run(run, tiny_dataset, cache_dir=cache_dir, progress=False)  # read back, no model needed
+    assert again.mean("dice_WT") == pytest.approx(evaluation.mean("dice_WT"))
+    assert again.pooled_dice == pytest.approx(evaluation.pooled_dice)
+    assert [r["case_id"] for r in again.per_case] == run.split["test"]
+
+
+def test_run_cases_names_missing_cases(trained_run, tmp_path):
+    run = trained_run[0].run
+    write_tiny_case(tmp_path, "BraTS20_Training_099")
+    with pytest.raises(ValueError, match="not labeled cases in"):
+        run_cases(run, tmp_path, "test")
+    with pytest.raises(ValueError, match="unknown split"):
+        run_cases(run, tmp_path, "holdout")
+    assert [c.case_id for c in run_cases(run, tmp_path, "all")] == ["BraTS20_Training_099"]
+
+
+def test_cli_predict_and_evaluate(trained_run, tiny_dataset, tmp_path, capsys):
+    result, cache_dir = trained_run
+    case = find_cases(tiny_dataset)[0]
+    out = tmp_path / "pred.nii.gz"
+    assert main(["predict", str(result.run.path), str(case.folder), str(out), "--cache-dir", str(cache_dir)]) == 0
+    assert nib.load(out).shape == TINY_SHAPE and "wrote" in capsys.readouterr().out
+
+    assert main(["evaluate", str(result.run.path), str(tiny_dataset), "--split", "all", "--cache-dir", str(cache_dir), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "dice_WT" in text and "hd95_ET" in text and "pooled all-voxel Dice" in text
+    folder = result.run.path / "evaluations" / f"{tiny_dataset.name}-all"
+    assert len(json.loads((folder / "metrics.json").read_text())["summary"]) > 10
+    assert main(["evaluate", str(result.run.path), str(tiny_dataset), "--split", "all", "--cache-dir", str(cache_dir), "-q"]) == 0
+    assert (folder.parent / f"{tiny_dataset.name}-all-2").is_dir()  # never overwritten
+
+    assert main(["predict", str(tmp_path), str(case.folder), str(out)]) == 1
+    assert "not a bratslib run folder" in capsys.readouterr().err
+    assert main(["predict", str(result.run.path), str(tmp_path / "nowhere"), str(out)]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_baseline_is_scored_with_the_same_metrics(tiny_dataset):
+    cases = find_cases(tiny_dataset)
+    baseline, evaluation = evaluate_baseline(cases[:3], cases[3:], progress=False)
+    assert [r["case_id"] for r in evaluation.per_case] == [c.case_id for c in cases[3:]]
+    assert evaluation.mean("dice_WT") > 0.5  # the tiny cases' tumour is bright on FLAIR
+    assert set(evaluation.summary) >= {"dice_WT", "dice_TC", "dice_ET", "hd95_WT", "mean_iou"}
+    assert evaluation.info["fitted_on"] == [c.case_id for c in cases[:3]]

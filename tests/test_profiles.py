@@ -1,0 +1,58 @@
+"""Chapter profiles and the report's claims file."""
+
+from __future__ import annotations
+
+import pytest
+
+from bratslib.claims import CLAIMS_FILE, load_claims
+from bratslib.profiles import PROFILES, profile_settings
+
+
+def test_every_chapter_has_the_three_profiles_with_the_same_settings():
+    for chapter, profiles in PROFILES.items():
+        assert set(profiles) == {"tiny", "smoke", "full"}, chapter
+        keys = {name: set(p) for name, p in profiles.items()}
+        assert keys["tiny"] == keys["smoke"] == keys["full"], chapter
+
+
+def test_full_profile_is_the_report_setting():
+    full = profile_settings("unet2d", "full")
+    assert full["size"] == 128 and full["samples_per_epoch"] is None and full["augment"]
+    assert full["model"] == {"base_filters": 32, "depth": 4, "dropout": 0.2}
+
+
+def test_overrides_apply_and_none_is_ignored():
+    s = profile_settings("unet2d", "smoke", epochs=3, learning_rate=None, model={"dropout": 0.0})
+    assert s["epochs"] == 3 and s["learning_rate"] == PROFILES["unet2d"]["smoke"]["learning_rate"]
+    assert s["model"]["dropout"] == 0.0 and s["model"]["base_filters"] == PROFILES["unet2d"]["smoke"]["model"]["base_filters"]
+    assert PROFILES["unet2d"]["smoke"]["model"]["dropout"] != 0.0  # the table itself is not changed
+
+
+@pytest.mark.parametrize("args, match", [(("nope", "smoke"), "no profiles"), (("unet2d", "huge"), "unknown profile")])
+def test_unknown_chapter_or_profile(args, match):
+    with pytest.raises(ValueError, match=match):
+        profile_settings(*args)
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(ValueError, match="unknown setting 'epoch'"):
+        profile_settings("unet2d", "smoke", epoch=3)
+
+
+def test_claims_of_the_unet_chapter():
+    entry = load_claims("unet2d")
+    values = {c["key"]: c["value"] for c in entry["claims"]}
+    assert values["mean_iou"] == 0.63 and values["dice_necrotic"] == 0.70  # Table 3.1, section 3.2.1
+    assert all(isinstance(c["label"], str) and c["where"] for c in entry["claims"])
+
+
+def test_claims_errors(tmp_path):
+    with pytest.raises(KeyError, match="no entry 'nope'"):
+        load_claims("nope")
+    bad = tmp_path / "claims.yml"
+    bad.write_text("unet2d:\n  model: x\n  claims:\n    - {key: a, value: 1}\n")
+    with pytest.raises(ValueError, match="lacks label, where"):
+        load_claims("unet2d", bad)
+    with pytest.raises(FileNotFoundError):
+        load_claims("unet2d", tmp_path / "missing.yml")
+    assert CLAIMS_FILE.is_file()

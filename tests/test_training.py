@@ -1,0 +1,138 @@
+"""train(): the run folder it writes, reuse of a finished run, and resuming after a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from bratslib.data.generators import make_datasets
+from bratslib.models.unet2d import build_unet2d
+from bratslib.results import read_json
+from bratslib.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = {"kind": "synthetic", "n_cases": 6, "seed": 0, "folder": "tiny", "description": "tiny test cases"}
+MODEL = dict(input_shape=(32, 32, 2), n_classes=4, base_filters=4, depth=2, dropout=0.0)
+
+
+def tiny_datasets(data_dir, cache_dir):
+    return make_datasets(data_dir, size=32, cache_dir=cache_dir, batch_size=4, samples_per_epoch=12,
+                         foreground_fraction=0.5, seed=0, progress=False)
+
+
+def test_train_writes_a_complete_run_and_reuses_it(tiny_dataset, tmp_path):
+    data = tiny_datasets(tiny_dataset, tmp_path / "cache")
+    kwargs = dict(name="unet2d-test", config={"model": "unet2d", "model_kwargs": MODEL}, data=DATA, epochs=2,
+                  results_dir=tmp_path / "results", verbose=0)
+    result = train(lambda: build_unet2d(**MODEL), data, **kwargs)
+    run = result.run
+    assert result.trained_epochs == 2 and result.resumed_at == 0
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "config.json", "data.json", "environment.json", "history.csv", "model.keras", "split.json", "state.json"]
+    config = run.config
+    assert config["preprocessing"]["size"] == 32 and config["preprocessing"]["mode"] == "2d"
+    assert config["training"]["epochs"] == 2 and config["training"]["loss"]["class_name"] == "DiceFocalLoss"
+    assert config["model_kwargs"]["base_filters"] == 4
+    assert run.split == data.split and run.data == DATA
+    history = run.history()
+    assert [row["epoch"] for row in history] == [0, 1]
+    for key in ("loss", "val_loss", "val_dice_tumour", "val_dice_enhancing", "learning_rate", "seconds"):
+        assert all(np.isfinite(row[key]) for row in history), key
+    state = run.state
+    assert state["status"] == "finished" and state["best_epoch"] in (0, 1)
+    assert state["best"] == pytest.approx(max(r["val_dice_tumour"] for r in history))
+
+    again = train(lambda: pytest.fail("a finished run must not build a new model"), data, **kwargs)
+    assert again.trained_epochs == 0 and again.run.path == run.path
+    x = np.random.default_rng(0).random((2, 32, 32, 2), dtype=np.float32)
+    np.testing.assert_array_equal(again.model.predict_on_batch(x), result.model.predict_on_batch(x))
+
+    longer = train(lambda: build_unet2d(**MODEL), data, **{**kwargs, "epochs": 1})
+    assert longer.run.path.name == "unet2d-test-2" and len(longer.history) == 1
+    assert run.history() == history  # the first run is untouched
+
+
+def test_unknown_monitor_is_an_error_naming_the_logged_values(tiny_dataset, tmp_path):
+    data = tiny_datasets(tiny_dataset, tmp_path / "cache")
+    with pytest.raises(KeyError, match="val_dice_tumour"):
+        train(lambda: build_unet2d(**MODEL), data, name="bad", config={}, data=DATA, epochs=1,
+              monitor="val_nonsense", results_dir=tmp_path / "results", verbose=0)
+
+
+_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import keras
+    import numpy as np
+    sys.path.insert(0, {root!r})
+    from tests.test_training import MODEL, DATA, tiny_datasets
+    from bratslib.models.unet2d import build_unet2d
+    from bratslib.training import train
+
+    data_dir, cache_dir, results_dir, name, kill_epoch = sys.argv[1:6]
+    kill_epoch = int(kill_epoch)
+
+    class KillMidEpoch(keras.callbacks.Callback):
+        # SIGKILL in the middle of an epoch: no clean-up code runs, as when a Colab runtime dies
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == kill_epoch and batch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    result = train(lambda: build_unet2d(**MODEL), tiny_datasets(data_dir, cache_dir), name=name,
+                   config={{"model": "unet2d"}}, data=DATA, epochs=4, results_dir=results_dir,
+                   callbacks=[KillMidEpoch()], verbose=0)
+    x = np.random.default_rng(0).random((2, 32, 32, 2), dtype=np.float32)
+    np.save(os.path.join(results_dir, name + "-prediction.npy"), result.model.predict_on_batch(x))
+    print("RESUMED_AT", result.resumed_at, "TRAINED", result.trained_epochs)
+""")
+
+
+def _run(script: Path, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupted_one_does(tiny_dataset, tmp_path):
+    script = tmp_path / "train_script.py"
+    script.write_text(_SCRIPT.format(root=str(ROOT)))
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    common = (tiny_dataset, cache, results)
+
+    killed = _run(script, *common, "interrupted", 2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run_dir = results / "interrupted"
+    state = read_json(run_dir / "state.json")
+    assert state["status"] == "training" and state["epoch"] == 1
+    assert (run_dir / "checkpoints" / state["checkpoint"]).is_file()
+    assert (run_dir / "history.csv").read_text().count("\n") == 3  # header + epochs 0 and 1
+    assert not (run_dir / "model.keras").exists()
+
+    resumed = _run(script, *common, "interrupted", -1)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "RESUMED_AT 2 TRAINED 2" in resumed.stdout
+    assert "resuming interrupted at epoch 3 of 4" in resumed.stdout
+    state = read_json(run_dir / "state.json")
+    assert state["status"] == "finished" and not (run_dir / "checkpoints").exists()
+    epochs = [line.split(",")[0] for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"]
+
+    straight = _run(script, *common, "uninterrupted", -1)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    assert "RESUMED_AT 0 TRAINED 4" in straight.stdout
+    # same seed, same data order, optimizer state restored: the same model as without the kill
+    np.testing.assert_allclose(np.load(results / "interrupted-prediction.npy"),
+                               np.load(results / "uninterrupted-prediction.npy"), atol=1e-5)
+    a = [r.split(",")[1:] for r in (run_dir / "history.csv").read_text().splitlines()]
+    b = [r.split(",")[1:] for r in (results / "uninterrupted" / "history.csv").read_text().splitlines()]
+    assert a[0] == b[0]  # same columns
