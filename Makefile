@@ -17,12 +17,14 @@ VENV       ?= .venv
 EXTRAS     ?= cpu,book,test
 BOOK_CASES ?= 20
 SEED       ?= 0
-PROFILE    ?= book
+PROFILE    ?= smoke
 SYNTH_DIR  := build/data/synthetic
 DATA_DIR   ?= $(SYNTH_DIR)
 EXECUTED   := build/executed
 SITE       := build/site
 PYTEST_ARGS ?=
+# training runs of the chapters (kept by `make clean`: results are never thrown away by a build)
+RESULTS    ?= results
 
 BIN          := $(VENV)/bin
 VENV_STAMP   := $(VENV)/.installed-from-pyproject
@@ -77,7 +79,7 @@ $(SYNTH_STAMP): $(wildcard bratslib/data/synth.py) | $(VENV_STAMP)
 # bratslib sources and data manifest beside each executed copy), so this step always runs.
 # It sets BRATSLIB_BOOK_BUILD=1 (and TF/tqdm hygiene) for the kernels; preprocessed arrays
 # are cached under build/cache so that `make clean` removes everything the book wrote.
-EXECUTE = BRATSLIB_BOOK_BUILD=1 BRATSLIB_CACHE="$(abspath build/cache)" $(BIN)/python -m bratslib book execute --root . --out $(EXECUTED) \
+EXECUTE = BRATSLIB_BOOK_BUILD=1 BRATSLIB_CACHE="$(abspath build/cache)" BRATSLIB_RESULTS="$(abspath $(RESULTS))" $(BIN)/python -m bratslib book execute --root . --out $(EXECUTED) \
 	-p data_dir "$(abspath $(DATA_DIR))" -p profile "$(PROFILE)" -p seed $(SEED) \
 	--input "$(abspath $(DATA_DIR))/bratslib_synthetic.json"
 BUILD_HTML = $(BIN)/python -m bratslib book build --root . --executed $(EXECUTED) --site $(SITE) --out build

@@ -247,7 +247,10 @@ def evaluate_run(
     cases = run_cases(run, data_dir, split)
     evaluation = evaluate_cases(model, cases, run.config["preprocessing"], cache_dir=cache_dir,
                                 predictions_dir=predictions_dir, progress=progress)
-    evaluation.info = {"run": run.name, "split": split, "data_folder": str(Path(data_dir).expanduser().resolve())}
+    info = run.model_info
+    evaluation.info = {"run": run.name, "split": split, "data_folder": str(Path(data_dir).expanduser().resolve()),
+                       "model": info.get("name"), "parameters": info.get("parameters"),
+                       "encoder_weights": info.get("encoder_weights")}
     run.write_evaluation(evaluation.to_json(), evaluation.per_case, name=name)
     return evaluation
 

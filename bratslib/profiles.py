@@ -24,11 +24,11 @@ from typing import Any
 
 #: Settings shared by the 2-D segmentation chapters (U-Net, Attention U-Net, ...).
 _SEG2D: dict[str, dict[str, Any]] = {
-    "tiny": dict(size=128, epochs=2, batch_size=8, samples_per_epoch=32, val_samples=16, foreground_fraction=0.5,
+    "tiny": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=2, batch_size=8, samples_per_epoch=32, val_samples=16, foreground_fraction=0.5,
                  learning_rate=1e-3, augment=False, lr_patience=3, stop_patience=8, baseline_cases=2),
-    "smoke": dict(size=128, epochs=8, batch_size=16, samples_per_epoch=384, val_samples=192, foreground_fraction=0.6,
+    "smoke": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=8, batch_size=16, samples_per_epoch=384, val_samples=192, foreground_fraction=0.6,
                   learning_rate=2e-3, augment=False, lr_patience=3, stop_patience=8, baseline_cases=6),
-    "full": dict(size=128, epochs=50, batch_size=16, samples_per_epoch=None, val_samples=None, foreground_fraction=None,
+    "full": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=50, batch_size=16, samples_per_epoch=None, val_samples=None, foreground_fraction=None,
                  learning_rate=1e-3, augment=True, lr_patience=4, stop_patience=10, baseline_cases=40),
 }
 

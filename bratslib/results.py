@@ -10,6 +10,7 @@ from::
             data.json             the data's provenance (synthetic + seed, or real BraTS 2020)
             split.json            the case ids of train / val / test
             state.json            "training" (with the last finished epoch) or "finished"
+            model.json            the network built: parameters, shapes, encoder weights actually used
             history.csv           one row per epoch: loss, metrics, learning rate
             checkpoints/          the last and the best epoch's model while training (to resume)
             model.keras           the model of the best validation epoch
@@ -264,6 +265,14 @@ class Run:
         path = self.path / "history.csv"
         return read_csv(path) if path.is_file() else []
 
+    @property
+    def model_info(self) -> dict:
+        """``model.json``: name, parameter counts, input and output shapes, and
+        ``encoder_weights`` (the pre-trained weights actually loaded, e.g. ``"imagenet"`` or
+        ``"random (...)"``, None for a network without a pre-trained encoder); ``{}`` if absent."""
+        path = self.path / "model.json"
+        return read_json(path) if path.is_file() else {}
+
     def metrics(self) -> dict | None:
         path = self.path / "metrics.json"
         return read_json(path) if path.is_file() else None
@@ -275,6 +284,9 @@ class Run:
     # writing (each file atomically)
     def write_state(self, **state: Any) -> None:
         write_json(self.path / "state.json", state)
+
+    def write_model_info(self, info: Mapping[str, Any]) -> None:
+        write_json(self.path / "model.json", info)
 
     def write_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
         write_csv(self.path / "history.csv", rows)

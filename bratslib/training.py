@@ -204,6 +204,10 @@ def train(
         print(f"resuming {run.path.name} at epoch {start + 1} of {epochs} from {checkpoint.name}")
     else:
         model = build_model()
+        info = model_info(model)
+        run.write_model_info(info)
+        if str(info["encoder_weights"] or "").startswith("random"):
+            print(f"note: {run.name}: the encoder is NOT pre-trained ({info['encoder_weights']}); recorded in model.json")
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=training_metrics())
         start, history, best, best_epoch, saved = 0, [], None, None, None
 
@@ -222,6 +226,25 @@ def train(
         trained = len(history) - start
     model_path = run.finish()
     return TrainedRun(run, keras.saving.load_model(model_path), run.history(), trained, start)
+
+
+def model_info(model: keras.Model) -> dict[str, Any]:
+    """What ``model.json`` records of a freshly built network.
+
+    ``encoder_weights`` is the builder's record of the pre-trained weights it actually loaded
+    (a plain attribute set by the builders with an ImageNet encoder: ``"imagenet"``, or
+    ``"random (...)"`` when the download failed), so that no table passes a randomly
+    initialised encoder off as a pre-trained one.
+    """
+    trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
+    return {
+        "name": model.name,
+        "parameters": int(model.count_params()),
+        "trainable_parameters": trainable,
+        "input_shape": list(model.input_shape),
+        "output_shape": list(model.output_shape),
+        "encoder_weights": getattr(model, "encoder_weights", None),
+    }
 
 
 def _stopped_early(saved: Mapping | None, patience: int) -> bool:

@@ -33,7 +33,8 @@ def test_the_toc_lists_notebooks():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_at_tiny_size(notebook: Path, tiny_data: Path, tmp_path: Path):
     parameters = {"data_dir": str(tiny_data), "n_cases": 3, "census_cases": 3, "seed": 0,
-                  "cache_dir": str(tmp_path / "cache"), "profile": "tiny"}
+                  "cache_dir": str(tmp_path / "cache"), "profile": "tiny",
+                  "results_dir": str(tmp_path / "results")}
     (run,) = execute_notebooks([notebook], tmp_path / "executed", root=ROOT, parameters=parameters, force=True, report=None)
     executed = json.loads(Path(run.executed).read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]

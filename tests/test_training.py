@@ -36,7 +36,11 @@ def test_train_writes_a_complete_run_and_reuses_it(tiny_dataset, tmp_path):
     run = result.run
     assert result.trained_epochs == 2 and result.resumed_at == 0
     assert sorted(p.name for p in run.path.iterdir()) == [
-        "config.json", "data.json", "environment.json", "history.csv", "model.keras", "split.json", "state.json"]
+        "config.json", "data.json", "environment.json", "history.csv", "model.json", "model.keras", "split.json",
+        "state.json"]
+    info = run.model_info
+    assert info["parameters"] == result.model.count_params() and info["encoder_weights"] is None
+    assert info["input_shape"] == [None, 32, 32, 2] and info["output_shape"] == [None, 32, 32, 4]
     config = run.config
     assert config["preprocessing"]["size"] == 32 and config["preprocessing"]["mode"] == "2d"
     assert config["training"]["epochs"] == 2 and config["training"]["loss"]["class_name"] == "DiceFocalLoss"

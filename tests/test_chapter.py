@@ -1,0 +1,53 @@
+"""bratslib.chapter: a chapter's setup and the rows that set its numbers beside the report's."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bratslib.chapter import CLASS_ROWS, ChapterSetup, claims_rows, reproduced_values
+from bratslib.evaluate import Evaluation
+from bratslib.metrics import evaluate_case, summarise
+
+
+def test_setup_reads_the_profile_and_says_which_data(tiny_dataset):
+    setup = ChapterSetup.create("unet2d", "tiny", data_dir=tiny_dataset, seed=3, epochs=1)
+    assert setup.settings["epochs"] == 1 and setup.run_name == "unet2d-tiny-seed3"
+    assert setup.input_shape == (128, 128, 2)
+    assert setup.model_kwargs["n_classes"] == 4 and setup.model_kwargs["base_filters"] == 4
+    assert setup.provenance["kind"] == "real" and setup.provenance["n_cases"] == 6  # no synthetic marker
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        ChapterSetup.create("unet2d", "huge", data_dir=tiny_dataset)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ChapterSetup.create("unet2d", "tiny", data_dir=tiny_dataset / "nowhere")
+
+
+def _evaluation() -> Evaluation:
+    import numpy as np
+
+    truth = np.zeros((8, 8, 4), np.uint8)
+    truth[2:5, 2:5, 1:3] = 2
+    truth[3, 3, 1:3] = 4
+    pred = truth.copy()
+    pred[3, 3, 1] = 1  # one enhancing voxel called necrotic
+    rows = [evaluate_case(pred, truth), evaluate_case(truth, truth)]
+    return Evaluation([{"case_id": f"c{k}", **r} for k, r in enumerate(rows)], summarise(rows), pooled_dice=0.97)
+
+
+def test_reproduced_values_cover_the_claim_keys_and_compute_the_means():
+    evaluation = _evaluation()
+    ours = reproduced_values(evaluation, {"val_loss": 0.5, "val_accuracy": 0.99})
+    assert ours["val_loss"][0] == 0.5 and ours["dice"][0] == 0.97
+    assert ours["dice_class_mean"][0] == pytest.approx(sum(evaluation.mean(k) for k in CLASS_ROWS) / 4)
+    assert ours["dice_ET"][0] == evaluation.mean("dice_ET") < 1.0
+    assert ours["dice_necrotic"][0] == pytest.approx(0.5)  # 0 in the first case (wrongly predicted), 1 in the second
+
+
+def test_claims_rows_show_every_claim_and_say_when_nothing_was_measured():
+    claims = {"claims": [{"key": "mean_iou", "label": "mean IoU", "value": 0.63, "where": "Table 3.1"},
+                         {"key": "f1", "label": "F1", "value": 0.99, "where": "section 3.1.2"}]}
+    ours = {"mean_iou": (0.5, "per case"), "val_loss": (math.nan, "n/a")}
+    rows = claims_rows(claims, ours)
+    assert rows[0] == ("mean IoU", "0.6300", "0.5000", "per case", "Table 3.1")
+    assert rows[1][2] == "n/a" and rows[1][3] == "not measured by this chapter"
