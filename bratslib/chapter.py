@@ -109,6 +109,36 @@ class ChapterSetup:
                      stop_patience=s["stop_patience"], seed=self.seed, results_dir=results_dir, **train_kwargs)
 
 
+def median_case_viewer(result: TrainedRun, evaluation, data_root: str | os.PathLike, *, label: str,
+                       cache_dir: str | os.PathLike | None = None, extra: Mapping[str, np.ndarray] | None = None):
+    """A slice viewer of the test case with the median whole-tumour Dice: its FLAIR under the
+    expert labels and under this run's prediction (and under any ``extra`` label maps, e.g. a
+    baseline's), on the case's original grid.
+
+    Args:
+        result: the trained run (its model and preprocessing are used).
+        evaluation: the run's evaluation (picks the case).
+        label: the title of the prediction's panel, e.g. ``"U-Net"``.
+        extra: panel title -> a further label map of the same case.
+
+    Returns:
+        ``(figure, case_files)``.
+    """
+    from bratslib import viz
+    from bratslib.data.cases import load_case
+    from bratslib.evaluate import predict_case, run_cases
+
+    order = np.argsort([row["dice_WT"] for row in evaluation.per_case])
+    case_id = evaluation.per_case[int(order[len(order) // 2])]["case_id"]
+    files = next(c for c in run_cases(result.run, data_root, "all") if c.case_id == case_id)
+    prediction = predict_case(result.model, files, result.run.config["preprocessing"], cache_dir=cache_dir)
+    case = load_case(files, ("flair",))
+    maps = {"ground truth": case.seg, label: prediction.labels, **dict(extra or {})}
+    figure = viz.case_viewer({name: case.flair for name in maps}, overlays=maps,
+                             title=f"{case_id} (median WT Dice of the test cases): FLAIR with labels")
+    return figure, files
+
+
 def reproduced_values(evaluation, best: Mapping[str, float]) -> dict[str, tuple[float, str]]:
     """This run's number for each key a claim of ``book/claims.yml`` can have, with what it measures.
 
@@ -133,6 +163,15 @@ def reproduced_values(evaluation, best: Mapping[str, float]) -> dict[str, tuple[
         "dice_tumour_mean": (float(np.mean([evaluation.mean(k) for k in list(CLASS_ROWS)[1:]])),
                              "mean of the 3 tumour-class Dice, " + per_case),
     }
+    at_best = "at the best epoch (this book keeps the best epoch, not the last)"
+    values.update({
+        "train_loss": (best.get("loss", np.nan), "training loss " + at_best),
+        "val_loss_final": (best.get("val_loss", np.nan), "validation loss " + at_best),
+        "val_accuracy_final": (best.get("val_accuracy", np.nan), "validation voxel accuracy " + at_best),
+        "train_dice": (best.get("dice_tumour", np.nan), "training mean Dice of the 3 tumour classes " + at_best),
+        "val_dice": (best.get("val_dice_tumour", np.nan), "validation mean Dice of the 3 tumour classes " + at_best),
+        "test_dice": (evaluation.pooled_dice, "all-voxel Dice, background included, pooled over the test cases"),
+    })
     for key in (*CLASS_ROWS, *REGION_ROWS, *HD95_ROWS):
         values[key] = (evaluation.mean(key), per_case)
     return values
@@ -149,5 +188,5 @@ def claims_rows(claims: Mapping[str, Any], ours: Mapping[str, tuple[float, str]]
     return rows
 
 
-__all__ = ["ChapterSetup", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
+__all__ = ["ChapterSetup", "median_case_viewer", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
            "claims_rows"]

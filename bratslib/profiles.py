@@ -24,12 +24,34 @@ from typing import Any
 
 #: Settings shared by the 2-D segmentation chapters (U-Net, Attention U-Net, ...).
 _SEG2D: dict[str, dict[str, Any]] = {
-    "tiny": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=2, batch_size=8, samples_per_epoch=32, val_samples=16, foreground_fraction=0.5,
-                 learning_rate=1e-3, augment=False, lr_patience=3, stop_patience=8, baseline_cases=2),
-    "smoke": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=8, batch_size=16, samples_per_epoch=384, val_samples=192, foreground_fraction=0.6,
-                  learning_rate=2e-3, augment=False, lr_patience=3, stop_patience=8, baseline_cases=6),
-    "full": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=50, batch_size=16, samples_per_epoch=None, val_samples=None, foreground_fraction=None,
-                 learning_rate=1e-3, augment=True, lr_patience=4, stop_patience=10, baseline_cases=40),
+    "tiny": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=2, batch_size=8,
+                 samples_per_epoch=32, val_samples=16, foreground_fraction=0.5, learning_rate=1e-3,
+                 augment=False, lr_patience=3, stop_patience=8, baseline_cases=2),
+    "smoke": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=8, batch_size=16,
+                  samples_per_epoch=384, val_samples=192, foreground_fraction=0.6, learning_rate=2e-3,
+                  augment=False, lr_patience=3, stop_patience=8, baseline_cases=6),
+    "full": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=50, batch_size=16,
+                 samples_per_epoch=None, val_samples=None, foreground_fraction=None, learning_rate=1e-3,
+                 augment=True, lr_patience=4, stop_patience=10, baseline_cases=40),
+}
+#: The later 2-D chapters' smoke runs are shorter, so that the whole book builds on a 2-core
+#: CPU within half an hour; chapter 2 keeps the longer run for its comparison with the baseline.
+_SEG2D_LATER_SMOKE = {**_SEG2D["smoke"], "epochs": 5, "samples_per_epoch": 256}
+#: The report feeds ResNet50 three channels: FLAIR, T1ce and a placeholder; the book uses T2.
+_THREE_CHANNELS = {"modalities": ("flair", "t1ce", "t2")}
+#: The ResNet50 chapters: three channels; on the CPU 64 x 64 slices (ResNet50 is 25 M parameters).
+_RESNET: dict[str, dict[str, Any]] = {
+    "tiny": {**_SEG2D["tiny"], **_THREE_CHANNELS, "size": 32},
+    "smoke": {**_SEG2D_LATER_SMOKE, **_THREE_CHANNELS, "size": 64},
+    "full": {**_SEG2D["full"], **_THREE_CHANNELS},
+}
+#: The 3-D chapter: whole volumes resized to S^3 (the report's 128^3; 64^3 on the CPU), batch 1.
+_SEG3D: dict[str, dict[str, Any]] = {
+    "tiny": {**_SEG2D["tiny"], "mode": "3d", "size": 16, "batch_size": 1, "samples_per_epoch": None,
+             "val_samples": None, "foreground_fraction": None},
+    "smoke": {**_SEG2D["smoke"], "mode": "3d", "size": 64, "epochs": 12, "batch_size": 1, "samples_per_epoch": None,
+              "val_samples": None, "foreground_fraction": None},
+    "full": {**_SEG2D["full"], "mode": "3d", "batch_size": 1},
 }
 
 #: Per chapter: the profile settings, each with the model's keyword arguments under ``model``.
@@ -38,6 +60,34 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "tiny": {**_SEG2D["tiny"], "model": dict(base_filters=4, depth=2, dropout=0.0)},
         "smoke": {**_SEG2D["smoke"], "model": dict(base_filters=16, depth=3, dropout=0.1)},
         "full": {**_SEG2D["full"], "model": dict(base_filters=32, depth=4, dropout=0.2)},
+    },
+    "unet3d": {
+        "tiny": {**_SEG3D["tiny"], "model": dict(base_filters=2, depth=2, dropout=0.0)},
+        "smoke": {**_SEG3D["smoke"], "model": dict(base_filters=8, depth=3, dropout=0.1)},
+        "full": {**_SEG3D["full"], "model": dict(base_filters=16, depth=4, dropout=0.2)},
+    },
+    "resnet50_unet": {
+        "tiny": {**_RESNET["tiny"], "model": dict(encoder_weights=None, decoder_filters=(16, 8, 8, 4, 4))},
+        "smoke": {**_RESNET["smoke"], "model": dict(encoder_weights="imagenet", decoder_filters=(128, 64, 32, 16, 8))},
+        "full": {**_RESNET["full"], "model": dict(encoder_weights="imagenet", decoder_filters=(256, 128, 64, 32, 16))},
+    },
+    "attention_unet": {
+        "tiny": {**_SEG2D["tiny"], "model": dict(base_filters=4, depth=2, dropout=0.0)},
+        "smoke": {**_SEG2D_LATER_SMOKE, "model": dict(base_filters=16, depth=3, dropout=0.1)},
+        "full": {**_SEG2D["full"], "model": dict(base_filters=32, depth=4, dropout=0.2)},
+    },
+    "transunet": {
+        "tiny": {**_SEG2D["tiny"], "model": dict(base_filters=4, depth=2, embed_dim=16, num_heads=2, num_layers=1,
+                                                 mlp_dim=32, dropout=0.0)},
+        "smoke": {**_SEG2D_LATER_SMOKE, "model": dict(base_filters=8, depth=3, embed_dim=64, num_heads=2,
+                                                      num_layers=2, mlp_dim=128, dropout=0.1)},
+        "full": {**_SEG2D["full"], "model": dict(base_filters=32, depth=4, embed_dim=256, num_heads=8, num_layers=4,
+                                                 mlp_dim=1024, dropout=0.1)},
+    },
+    "deeplabv3plus": {
+        "tiny": {**_RESNET["tiny"], "model": dict(encoder_weights=None, aspp_filters=16)},
+        "smoke": {**_RESNET["smoke"], "model": dict(encoder_weights="imagenet", aspp_filters=128)},
+        "full": {**_RESNET["full"], "model": dict(encoder_weights="imagenet", aspp_filters=256)},
     },
 }
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,18 @@ class TrainedRun:
 def default_verbose() -> int:
     """Keras' progress bar (1) interactively; one line per epoch (2) when building the book."""
     return 2 if os.environ.get("BRATSLIB_BOOK_BUILD") == "1" else 1
+
+
+def peak_memory_mb() -> float:
+    """Peak memory so far, in MiB: of the first GPU when TensorFlow sees one
+    (``tf.config.experimental.get_memory_info``), else the peak resident memory of this whole
+    process (``resource.getrusage``: model, optimizer, data cache and all)."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and tf.config.list_logical_devices("GPU"):
+        return round(tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, 1)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 _CALLBACK_STATE = {
@@ -109,7 +122,7 @@ class _RunRecorder(keras.callbacks.Callback):
             raise KeyError(f"train(monitor={self.monitor!r}): not among the logged values {sorted(logs)}")
         row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()},
                "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-               "seconds": round(time.perf_counter() - self._started, 2)}
+               "seconds": round(time.perf_counter() - self._started, 2), "peak_memory_mb": peak_memory_mb()}
         self.history.append(row)
         value = row[self.monitor]
         improved = self._improved(value)

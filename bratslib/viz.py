@@ -505,3 +505,31 @@ def metric_table(
     header = ["", *summaries]
     body = [[label, *(summary_cell(s.get(key, {}), digits) for s in summaries.values())] for key, label in rows.items()]
     return markdown_table(header, body)
+
+
+def model_stages(model) -> list[tuple[str, str, int]]:
+    """A network's shape, stage by stage: ``(stage, output shape, parameters)``.
+
+    Layers are grouped by the prefix of their names before the first ``_`` (``enc0``,
+    ``bottleneck``, ``dec1`` in bratslib's builders; ``conv2``, ``conv3`` ... in Keras'
+    ResNet50), in the order they first appear; the shape is that of the stage's last layer,
+    without the batch axis.
+    """
+    stages: dict[str, list] = {}
+    for layer in model.layers:
+        stage = stages.setdefault(layer.name.split("_")[0], ["", 0])
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            shape = None
+        if shape is not None:
+            stage[0] = " × ".join("?" if d is None else str(d) for d in shape[1:])
+        stage[1] += layer.count_params()
+    return [(name, shape, params) for name, (shape, params) in stages.items()]
+
+
+def model_stages_table(model) -> "IPython.display.Markdown":  # noqa: F821
+    """:func:`model_stages` as a markdown table, with the total."""
+    rows = [(name, shape, f"{params:,}") for name, shape, params in model_stages(model)]
+    rows.append(("total", "", f"{model.count_params():,}"))
+    return markdown_table(["stage", "output shape", "parameters"], rows, numeric=[False, False, True])

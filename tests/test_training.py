@@ -48,7 +48,7 @@ def test_train_writes_a_complete_run_and_reuses_it(tiny_dataset, tmp_path):
     assert run.split == data.split and run.data == DATA
     history = run.history()
     assert [row["epoch"] for row in history] == [0, 1]
-    for key in ("loss", "val_loss", "val_dice_tumour", "val_dice_enhancing", "learning_rate", "seconds"):
+    for key in ("loss", "val_loss", "val_dice_tumour", "val_dice_enhancing", "learning_rate", "seconds", "peak_memory_mb"):
         assert all(np.isfinite(row[key]) for row in history), key
     state = run.state
     assert state["status"] == "finished" and state["best_epoch"] in (0, 1)

@@ -15,11 +15,21 @@ from collections.abc import Callable
 
 import keras
 
+from bratslib.models.attention_unet import build_attention_unet
+from bratslib.models.deeplabv3plus import build_deeplabv3plus
+from bratslib.models.resnet50_unet import build_resnet50_unet
+from bratslib.models.transunet import build_transunet
 from bratslib.models.unet2d import build_unet2d
+from bratslib.models.unet3d import build_unet3d
 
 #: Builder of each architecture, by name.
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "unet2d": build_unet2d,
+    "unet3d": build_unet3d,
+    "resnet50_unet": build_resnet50_unet,
+    "attention_unet": build_attention_unet,
+    "transunet": build_transunet,
+    "deeplabv3plus": build_deeplabv3plus,
 }
 
 
@@ -30,4 +40,4 @@ def build_model(name: str, /, input_shape: tuple[int, ...], n_classes: int, **kw
     return MODELS[name](input_shape=input_shape, n_classes=n_classes, **kwargs)
 
 
-__all__ = ["MODELS", "build_model", "build_unet2d"]
+__all__ = ["MODELS", "build_model", "build_attention_unet", "build_deeplabv3plus", "build_resnet50_unet", "build_transunet", "build_unet2d", "build_unet3d"]

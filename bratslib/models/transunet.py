@@ -1,0 +1,184 @@
+"""TransUNet (Chen et al., 2021), as the report uses it (section 2.3.5).
+
+A CNN encoder shrinks the image ``depth`` times; each pixel of its deepest feature map
+becomes a token (a 1x1 "patch"), and a Transformer encoder lets every token attend to every
+other, so the bottleneck sees the whole slice at once.  The tokens are folded back into a
+feature map and a cascaded upsampling decoder (CUP) doubles the size ``depth`` times,
+concatenating the CNN's feature map of the same size (the skip connection) at each level.
+A 1x1 convolution with a softmax gives one probability per class and pixel.
+
+    images -> [res block, f] ------------------- skip -------------------> [concat, conv x2, f] -> 1x1 softmax
+                  | stride 2                                                 ^ bilinear up 2x
+             [res block, 2f] ----------- skip ----------> [concat, conv x2, 2f]
+                  |                                          ^
+                 ...                                        ...
+             [res block, stride 2, f * 2**depth]          [conv 3x3, f * 2**depth]
+                  | 1x1 conv: patch embedding                ^ reshape to (h, w, D)
+             tokens (h * w, D) + position -> transformer x num_layers -> LayerNorm
+
+with ``f = base_filters``, ``D = embed_dim`` and ``h, w = H / 2**depth, W / 2**depth``.
+
+The paper's encoder is a ResNet-50 (its stages at 1/4, 1/8 and 1/16 of a 224x224 image)
+followed by a ViT-B/16 (12 layers, D = 768, 12 heads, MLP 3072), both pre-trained on
+ImageNet-21k: 196 tokens, about 100 M parameters, a GPU model.  We use a compact residual CNN
+of our own and a smaller transformer, trained from scratch, so that the model trains on a
+CPU and takes any number of input channels (the book's default is two, FLAIR and T1ce; the
+report used three).  The paper's encoder remains an option:
+``keras.applications.ResNet50(include_top=False, input_shape=(H, W, 3))`` has its skips at
+``"conv1_relu"``, ``"conv2_block3_out"``, ``"conv3_block4_out"`` and the deepest map at
+``"conv4_block6_out"`` (i.e. ``depth=4``); ImageNet weights need three channels.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from bratslib.models.unet2d import BN_MOMENTUM, conv_block
+
+
+@keras.saving.register_keras_serializable(package="bratslib")
+class PositionEmbedding(layers.Layer):
+    """Adds a learned vector to each token, (B, N, D) -> (B, N, D), so that attention,
+    which is blind to order, knows where each token sits in the image."""
+
+    def __init__(self, stddev: float = 0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = float(stddev)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            shape=tuple(input_shape[1:]),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.stddev),
+            name="embeddings",
+        )
+
+    def call(self, tokens):
+        return tokens + self.embeddings
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev}
+
+
+def residual_block(x, filters: int, strides: int = 1, name: str = "block"):
+    """ResNet basic block: conv 3x3 (strided) - BN - ReLU - conv 3x3 - BN, plus a shortcut."""
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        # Keep every strides-th pixel, then a 1x1 convolution: the same as a strided 1x1
+        # convolution, which TensorFlow 2.21's oneDNN CPU kernels crash on (heap corruption)
+        # when training in graph mode with few channels (tests/test_transunet.py checks).
+        if strides != 1:
+            shortcut = layers.MaxPooling2D(1, strides=strides, name=f"{name}_subsample")(shortcut)
+        shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_shortcut")(shortcut)
+        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(shortcut)
+    for k, s in ((1, strides), (2, 1)):
+        x = layers.Conv2D(filters, 3, strides=s, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", name=f"{name}_conv{k}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{k}")(x)
+        if k == 1:
+            x = layers.Activation("relu", name=f"{name}_relu1")(x)
+    x = layers.Add(name=f"{name}_add")([x, shortcut])
+    return layers.Activation("relu", name=f"{name}_relu2")(x)
+
+
+def transformer_block(x, num_heads: int, mlp_dim: int, dropout: float, name: str = "transformer"):
+    """Pre-norm ViT block: x + attention(norm(x)), then x + MLP(norm(x)) with a GELU."""
+    embed_dim = x.shape[-1]
+    h = layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
+    h = layers.MultiHeadAttention(num_heads, embed_dim // num_heads, name=f"{name}_attention")(h, h)
+    h = layers.Dropout(dropout, name=f"{name}_dropout1")(h)
+    x = layers.Add(name=f"{name}_add1")([x, h])
+    h = layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
+    h = layers.Dense(mlp_dim, activation="gelu", name=f"{name}_mlp1")(h)
+    h = layers.Dropout(dropout, name=f"{name}_dropout2")(h)
+    h = layers.Dense(embed_dim, name=f"{name}_mlp2")(h)
+    h = layers.Dropout(dropout, name=f"{name}_dropout3")(h)
+    return layers.Add(name=f"{name}_add2")([x, h])
+
+
+def build_transunet(
+    input_shape: tuple[int, int, int] = (128, 128, 2),
+    n_classes: int = 4,
+    base_filters: int = 32,
+    depth: int = 4,
+    embed_dim: int = 256,
+    num_heads: int = 8,
+    num_layers: int = 4,
+    mlp_dim: int = 1024,
+    dropout: float = 0.1,
+    name: str = "transunet",
+) -> keras.Model:
+    """A TransUNet: images (B, H, W, C) -> class probabilities (B, H, W, n_classes).
+
+    Level ``l`` of the CNN encoder and of the decoder has ``base_filters * 2**l`` filters;
+    the deepest map, level ``depth``, has ``base_filters * 2**depth`` and gives
+    ``(H / 2**depth) * (W / 2**depth)`` tokens of size ``embed_dim`` to ``num_layers``
+    transformer blocks with ``num_heads`` heads and an MLP of width ``mlp_dim``.  H and W
+    must be divisible by ``2**depth``, ``embed_dim`` by ``num_heads``.  ``dropout`` acts on
+    the tokens and in each block (as in ViT, not on the attention weights).  The output is
+    float32 (softmax over the last axis), even under a mixed-precision policy.
+
+    Parameter counts for 2 input channels and ``n_classes=4`` (total, and trainable, i.e.
+    less the BatchNorm moving statistics); the first two rows are report-like, the last is
+    the CPU smoke setting.  The position embedding makes them depend on H and W, here 128
+    (and ties a model to the input size it was built for):
+
+    ============  =====  =========  =========  ==========  =======  ==========  ==========
+    base_filters  depth  embed_dim  num_heads  num_layers  mlp_dim       total   trainable
+    ============  =====  =========  =========  ==========  =======  ==========  ==========
+    32            4      256        8          4           1024     12,523,332  12,514,436
+    32            4      256        8          12          1024     18,841,412  18,832,516
+    8             3      64         2          2           128         251,156     250,084
+    ============  =====  =========  =========  ==========  =======  ==========  ==========
+
+    The attention layers are named ``transformer{i}_attention``, ``i = 0 .. num_layers - 1``.
+    To see where block ``i`` looks, compute its (normalised) input, then call its attention
+    layer on it, eagerly, with ``return_attention_scores=True``::
+
+        norm = keras.Model(model.input, model.get_layer(f"transformer{i}_norm1").output)
+        tokens = norm.predict(images)  # (B, h*w, embed_dim)
+        attention = model.get_layer(f"transformer{i}_attention")
+        _, scores = attention(tokens, tokens, return_attention_scores=True)  # (B, heads, h*w, h*w)
+
+    (A second *symbolic* call with two outputs is rejected by Keras 3.15's graph check.)
+    """
+    height, width = input_shape[:2]
+    factor = 2**depth
+    if height % factor or width % factor:
+        raise ValueError(
+            f"input size {height}x{width} must be divisible by 2**depth = {factor} (depth={depth})"
+        )
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim = {embed_dim} must be divisible by num_heads = {num_heads}")
+
+    inputs = keras.Input(shape=input_shape, name="images")
+
+    # CNN encoder: keep each level's features for the skip connection; each level halves.
+    x, skips = residual_block(inputs, base_filters, name="enc0"), []
+    for level in range(1, depth + 1):
+        skips.append(x)
+        x = residual_block(x, base_filters * 2**level, strides=2, name=f"enc{level}")
+
+    # Transformer encoder on the deepest map: one token per pixel, plus its position.
+    h, w = height // factor, width // factor
+    x = layers.Conv2D(embed_dim, 1, name="patch_embedding")(x)
+    x = layers.Reshape((h * w, embed_dim), name="tokens")(x)
+    x = PositionEmbedding(name="position_embedding")(x)
+    x = layers.Dropout(dropout, name="tokens_dropout")(x)
+    for i in range(num_layers):
+        x = transformer_block(x, num_heads, mlp_dim, dropout, name=f"transformer{i}")
+    x = layers.LayerNormalization(epsilon=1e-6, name="transformer_norm")(x)
+
+    # Cascaded upsampling decoder: back to a feature map, then double, join, convolve.
+    x = layers.Reshape((h, w, embed_dim), name="feature_map")(x)
+    x = layers.Conv2D(base_filters * factor, 3, padding="same", use_bias=False, name="bottleneck_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bottleneck_bn")(x)
+    x = layers.Activation("relu", name="bottleneck_relu")(x)
+    for level in reversed(range(depth)):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{level}_up")(x)
+        x = layers.Concatenate(name=f"dec{level}_concat")([x, skips[level]])
+        x = conv_block(x, base_filters * 2**level, name=f"dec{level}")
+
+    x = layers.Conv2D(n_classes, 1, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,91 @@
+"""DeepLabV3+ on a ResNet50 encoder.
+
+Every model here has a random encoder (``encoder_weights=None``), or one whose ImageNet
+download is made to fail, so no test downloads anything.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from bratslib.models.backbones import PretrainedWeightsWarning
+from bratslib.models.deeplabv3plus import build_deeplabv3plus
+from tests.test_backbones import URL_FAILURE, imagenet_fails_with
+
+# Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+
+
+@pytest.fixture(scope="module")
+def report_model():
+    """The report's setting: 128x128 slices with 3 channels, 4 classes."""
+    return build_deeplabv3plus((128, 128, 3), 4, encoder_weights=None)
+
+
+def test_output_is_a_softmax_per_pixel(report_model):
+    x = np.random.default_rng(0).random((1, 128, 128, 3), dtype=np.float32)
+    y = report_model.predict(x, verbose=0)
+    assert y.shape == (1, 128, 128, 4) and y.dtype == np.float32
+    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
+    assert report_model.input.name == "images" and report_model.name == "deeplabv3plus"
+    assert report_model.encoder_weights == "random"
+
+
+def test_aspp_sits_at_stride_16_and_the_decoder_at_stride_4(report_model):
+    assert report_model.get_layer("aspp_project_relu").output.shape == (None, 8, 8, 256)
+    assert report_model.get_layer("low_level_relu").output.shape == (None, 32, 32, 48)
+    assert report_model.get_layer("logits").output.shape == (None, 32, 32, 4)
+    names = {layer.name for layer in report_model.layers}
+    assert {"aspp_rate6_conv", "aspp_rate12_conv", "aspp_rate18_conv", "aspp_pool_conv"} <= names
+    assert not any(name.startswith("conv5") for name in names)  # ResNet50's stage 5 is left out
+
+
+@pytest.mark.parametrize(
+    "kwargs, total, trainable",
+    [
+        ({}, 17_830_980, 17_796_196),
+        ({"aspp_filters": 128}, 12_839_492, 12_806_756),
+        ({"atrous_rates": (6, 12)}, 15_405_124, 15_370_852),
+    ],
+)
+def test_parameter_counts_match_the_docstring(report_model, kwargs, total, trainable):
+    model = build_deeplabv3plus(encoder_weights=None, **kwargs) if kwargs else report_model
+    assert model.count_params() == total
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable
+    assert f"{total:,}" in build_deeplabv3plus.__doc__ and f"{trainable:,}" in build_deeplabv3plus.__doc__
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="divisible by 16"):
+        build_deeplabv3plus((120, 120, 3), encoder_weights=None)
+    with pytest.raises(ValueError, match="ImageNet weights need 3 input channels"):
+        build_deeplabv3plus((128, 128, 2), encoder_weights="imagenet")
+
+
+def test_a_few_steps_learn_a_threshold():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).random((4, 4, 4, 3), dtype=np.float32).repeat(8, 1).repeat(8, 2)  # 32x32
+    y = (x[..., 0] > 0.5).astype("int32")
+    model = build_deeplabv3plus((32, 32, 3), 2, encoder_weights=None)
+    # Eagerly: tracing ResNet50's training step takes longer on a CPU than these six steps.
+    model.compile(keras.optimizers.Adam(3e-4), "sparse_categorical_crossentropy", run_eagerly=True)
+    losses = model.fit(x, y, batch_size=4, epochs=6, verbose=0).history["loss"]
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_save_and_load_give_the_same_predictions(tmp_path):
+    model = build_deeplabv3plus((32, 32, 3), 2, encoder_weights=None)
+    x = np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
+    model.save(tmp_path / "deeplabv3plus.keras")
+    loaded = keras.models.load_model(tmp_path / "deeplabv3plus.keras")
+    np.testing.assert_array_equal(loaded(x, training=False), model(x, training=False))
+    assert loaded.name == "deeplabv3plus"
+
+
+def test_a_failed_download_is_recorded_on_the_model(monkeypatch):
+    imagenet_fails_with(monkeypatch, Exception(URL_FAILURE))
+    with pytest.warns(PretrainedWeightsWarning, match="NOT pre-trained"):
+        model = build_deeplabv3plus((32, 32, 3), encoder_weights="imagenet")
+    assert model.encoder_weights == f"random (imagenet download failed: {URL_FAILURE})"
