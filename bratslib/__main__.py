@@ -81,12 +81,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    import keras
-
     from bratslib.data.cases import BratsDataError
     from bratslib.evaluate import predict_case
+    from bratslib.models import load_model
 
-    model = keras.saving.load_model(run.model_path)
+    model = load_model(run.model_path)
     try:
         prediction = predict_case(model, args.case_dir, run.config["preprocessing"], cache_dir=args.cache_dir)
         path = prediction.save(args.out)

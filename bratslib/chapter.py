@@ -24,23 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from bratslib.claims import CLASS_ROWS, HD95_ROWS, OVERALL_ROWS, REGION_ROWS, claims_rows, reproduced_values
 from bratslib.data.augment import AugmentConfig
-from bratslib.data.generators import Datasets, make_datasets
+from bratslib.data.generators import Datasets, TumourSliceDataset, make_datasets
 from bratslib.data.source import data_provenance, resolve_data_dir
 from bratslib.profiles import profile_settings
 from bratslib.training import TrainedRun, train
-
-#: Class-Dice rows of the chapters' tables: key of :func:`bratslib.metrics.evaluate_case` -> label.
-CLASS_ROWS = {"dice_background": "Dice, background (0)", "dice_necrotic": "Dice, necrotic core (1)",
-              "dice_oedema": "Dice, oedema (2)", "dice_enhancing": "Dice, enhancing tumour (4)"}
-#: BraTS-region rows: Dice, sensitivity, specificity of WT, TC, ET.
-REGION_ROWS = {f"{m}_{r}": f"{label} {r}" for r in ("WT", "TC", "ET")
-               for m, label in (("dice", "Dice"), ("sensitivity", "sensitivity"), ("specificity", "specificity"))}
-#: 95th-percentile Hausdorff distance rows (mm).
-HD95_ROWS = {f"hd95_{r}": f"HD95 {r} (mm)" for r in ("WT", "TC", "ET")}
-#: Whole-volume rows: the numbers a Keras notebook usually prints.
-OVERALL_ROWS = {"accuracy": "voxel accuracy", "mean_iou": "mean IoU (4 classes)"}
-
 
 @dataclass
 class ChapterSetup:
@@ -81,32 +70,52 @@ class ChapterSetup:
     @property
     def model_kwargs(self) -> dict[str, Any]:
         """The builder's arguments: input shape, four classes and the profile's ``model`` settings."""
-        return {"input_shape": self.input_shape, "n_classes": 4, **self.settings["model"]}
+        return {"input_shape": self.input_shape, "n_classes": self.settings.get("n_classes", 4), **self.settings["model"]}
 
-    @property
-    def run_name(self) -> str:
-        return f"{self.chapter}-{self.profile}-seed{self.seed}"
+    def run_name(self, builder: Callable[..., Any] | None = None) -> str:
+        """``<chapter>-<profile>-seed<seed>``, or with ``builder`` ``<model>-<profile>-seed<seed>``
+        (a chapter that trains several models)."""
+        prefix = self.chapter if builder is None else builder.__name__.removeprefix("build_")
+        return f"{prefix}-{self.profile}-seed{self.seed}"
 
     def datasets(self, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Datasets:
         """Train / val / test datasets by case, as the profile says (size, modalities,
         slices per epoch, foreground share, augmentation)."""
         s = self.settings
+        task = {}
+        if "min_tumour_pixels" in s:  # slice classification: tumour / no tumour
+            task = {"dataset_class": TumourSliceDataset, "min_tumour_pixels": s["min_tumour_pixels"]}
         return make_datasets(self.data_root, mode=s["mode"], modalities=s["modalities"], size=s["size"],
                              seed=self.seed, cache_dir=cache_dir, batch_size=s["batch_size"],
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],
                              foreground_fraction=s["foreground_fraction"],
-                             augment=AugmentConfig() if s["augment"] else None, progress=progress)
+                             augment=AugmentConfig() if s["augment"] else None, progress=progress, **task)
 
     def train(self, builder: Callable[..., Any], datasets: Datasets, *,
-              results_dir: str | os.PathLike | None = None, **train_kwargs: Any) -> TrainedRun:
-        """:func:`bratslib.training.train` of ``builder(**model_kwargs)`` with the profile's
-        schedule, into the run ``<chapter>-<profile>-seed<seed>``."""
-        s, kwargs = self.settings, self.model_kwargs
+              results_dir: str | os.PathLike | None = None, extra_model_kwargs: Mapping[str, Any] | None = None,
+              **train_kwargs: Any) -> TrainedRun:
+        """:func:`bratslib.training.train` of ``builder(**model_kwargs, **extra_model_kwargs)``
+        with the profile's schedule, into the run ``<chapter>-<profile>-seed<seed>`` (or
+        ``<model>-<profile>-seed<seed>`` when the builder is not the chapter's namesake);
+        ``train_kwargs`` go to :func:`~bratslib.training.train` (``loss``, ``metrics``, ``monitor``...)."""
+        s, kwargs = self.settings, {**self.model_kwargs, **dict(extra_model_kwargs or {})}
         config = {"chapter": self.chapter, "model": builder.__name__.removeprefix("build_"), "profile": self.profile,
-                  "model_kwargs": kwargs}
-        return train(lambda: builder(**kwargs), datasets, name=self.run_name, config=config, data=self.provenance,
+                  "model_kwargs": kwargs, "task": {k: s[k] for k in ("n_classes", "min_tumour_pixels") if k in s}}
+        name = self.run_name(builder if builder.__name__.removeprefix("build_") != self.chapter else None)
+        return train(lambda: builder(**kwargs), datasets, name=name, config=config, data=self.provenance,
                      epochs=s["epochs"], learning_rate=s["learning_rate"], lr_patience=s["lr_patience"],
                      stop_patience=s["stop_patience"], seed=self.seed, results_dir=results_dir, **train_kwargs)
+
+
+def classification_training() -> dict[str, Any]:
+    """The :func:`bratslib.training.train` arguments of a tumour / no-tumour slice classifier:
+    cross-entropy, accuracy and ROC AUC (fresh metric objects on each call), the best epoch
+    by validation ROC AUC."""
+    import keras
+
+    return {"loss": keras.losses.CategoricalCrossentropy(name="cross_entropy"),
+            "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+            "monitor": "val_auc", "mode": "max"}
 
 
 def median_case_viewer(result: TrainedRun, evaluation, data_root: str | os.PathLike, *, label: str,
@@ -139,54 +148,5 @@ def median_case_viewer(result: TrainedRun, evaluation, data_root: str | os.PathL
     return figure, files
 
 
-def reproduced_values(evaluation, best: Mapping[str, float]) -> dict[str, tuple[float, str]]:
-    """This run's number for each key a claim of ``book/claims.yml`` can have, with what it measures.
-
-    Args:
-        evaluation: the run's :class:`bratslib.evaluate.Evaluation` on its test cases.
-        best: the history row of the best epoch (``history[best_epoch]``).
-
-    Returns:
-        ``{claim key: (value, what this run measured)}``; the report rarely says how its
-        numbers were computed, so the second element says which of ours is set beside it.
-    """
-    per_case = "per test case on the original grid, averaged over cases"
-    values = {
-        "val_loss": (best.get("val_loss", np.nan),
-                     "validation loss at the best epoch (this book's Dice + focal loss; the report's loss is not stated)"),
-        "val_accuracy": (best.get("val_accuracy", np.nan), "validation voxel accuracy at the best epoch, model resolution"),
-        "accuracy": (evaluation.mean("accuracy"), "voxel accuracy, " + per_case),
-        "mean_iou": (evaluation.mean("mean_iou"), "mean IoU of the 4 classes, " + per_case),
-        "dice": (evaluation.pooled_dice, "all-voxel Dice, background included, pooled over the test cases"),
-        "dice_class_mean": (float(np.mean([evaluation.mean(k) for k in CLASS_ROWS])),
-                            "mean of the 4 per-class Dice (background included), " + per_case),
-        "dice_tumour_mean": (float(np.mean([evaluation.mean(k) for k in list(CLASS_ROWS)[1:]])),
-                             "mean of the 3 tumour-class Dice, " + per_case),
-    }
-    at_best = "at the best epoch (this book keeps the best epoch, not the last)"
-    values.update({
-        "train_loss": (best.get("loss", np.nan), "training loss " + at_best),
-        "val_loss_final": (best.get("val_loss", np.nan), "validation loss " + at_best),
-        "val_accuracy_final": (best.get("val_accuracy", np.nan), "validation voxel accuracy " + at_best),
-        "train_dice": (best.get("dice_tumour", np.nan), "training mean Dice of the 3 tumour classes " + at_best),
-        "val_dice": (best.get("val_dice_tumour", np.nan), "validation mean Dice of the 3 tumour classes " + at_best),
-        "test_dice": (evaluation.pooled_dice, "all-voxel Dice, background included, pooled over the test cases"),
-    })
-    for key in (*CLASS_ROWS, *REGION_ROWS, *HD95_ROWS):
-        values[key] = (evaluation.mean(key), per_case)
-    return values
-
-
-def claims_rows(claims: Mapping[str, Any], ours: Mapping[str, tuple[float, str]]) -> list[tuple]:
-    """Rows ``(claim, report, this run, what this run measures, where in the report)`` for
-    :func:`bratslib.viz.markdown_table`; a claim without a counterpart says so."""
-    rows = []
-    for claim in claims["claims"]:
-        value, what = ours.get(claim["key"], (np.nan, "not measured by this chapter"))
-        shown = f"{value:.4f}" if value is not None and np.isfinite(value) else "n/a"
-        rows.append((claim["label"], f"{claim['value']:.4f}", shown, what, claim["where"]))
-    return rows
-
-
-__all__ = ["ChapterSetup", "median_case_viewer", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
+__all__ = ["ChapterSetup", "classification_training", "median_case_viewer", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
            "claims_rows"]

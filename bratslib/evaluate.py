@@ -150,6 +150,9 @@ def evaluate_cases(
     """Predict and score labeled cases against their ground truth on the original grid.
 
     Args:
+        model: a trained model, or a list of models that share the preprocessing: an
+            ensemble, whose class probabilities are averaged before the most probable class
+            is taken.
         cases: labeled cases (a case without segmentation raises ValueError).
         preprocessing: the run's ``config["preprocessing"]``.
         predictions_dir: also write each prediction there as ``<case_id>_pred.nii.gz``.
@@ -166,7 +169,8 @@ def evaluate_cases(
     per_case = []
     for files in _progress(cases, "evaluating", progress):
         cached = cache.get(files)
-        probabilities = predict_probabilities(model, cached, batch_size)
+        members = model if isinstance(model, (list, tuple)) else [model]
+        probabilities = np.mean([predict_probabilities(m, cached, batch_size) for m in members], axis=0)
         pooled.update(one_hot(np.asarray(cached.labels), probabilities.shape[-1]), probabilities)
         prediction = _to_original_grid(probabilities, cached)
         del probabilities
@@ -241,9 +245,9 @@ def evaluate_run(
         return Evaluation(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
                           {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
     if model is None:
-        import keras
+        from bratslib.models import load_model
 
-        model = keras.saving.load_model(run.model_path)
+        model = load_model(run.model_path)
     cases = run_cases(run, data_dir, split)
     evaluation = evaluate_cases(model, cases, run.config["preprocessing"], cache_dir=cache_dir,
                                 predictions_dir=predictions_dir, progress=progress)
@@ -252,6 +256,38 @@ def evaluate_run(
                        "model": info.get("name"), "parameters": info.get("parameters"),
                        "encoder_weights": info.get("encoder_weights")}
     run.write_evaluation(evaluation.to_json(), evaluation.per_case, name=name)
+    return evaluation
+
+
+def evaluate_ensemble(runs: Sequence[Run], data_dir: str | os.PathLike, *, models: Sequence | None = None,
+                      split: str = "test", cache_dir: str | os.PathLike | None = None,
+                      progress: bool = True) -> Evaluation:
+    """The ensemble of several trained runs: their class probabilities averaged, case by case,
+    scored with the same metrics as a single model (nothing is written).
+
+    Args:
+        runs: runs trained with the same preprocessing (modalities, size, mode) on the same split.
+        models: their models if already loaded (else each ``model.keras`` is loaded).
+
+    Raises:
+        ValueError: fewer than two runs, or runs that differ in preprocessing or split.
+    """
+    if len(runs) < 2:
+        raise ValueError("an ensemble needs at least two runs")
+    preprocessing = runs[0].config["preprocessing"]
+    for run in runs[1:]:
+        if run.config["preprocessing"] != preprocessing:
+            raise ValueError(f"{run.name} was preprocessed differently from {runs[0].name}: "
+                             f"{run.config['preprocessing']} vs {preprocessing}")
+        if run.split != runs[0].split:
+            raise ValueError(f"{run.name} has another split of the cases than {runs[0].name}")
+    if models is None:
+        from bratslib.models import load_model
+
+        models = [load_model(run.model_path) for run in runs]
+    evaluation = evaluate_cases(list(models), run_cases(runs[0], data_dir, split), preprocessing, cache_dir=cache_dir,
+                                progress=progress)
+    evaluation.info = {"ensemble": [run.name for run in runs], "split": split}
     return evaluation
 
 
@@ -289,3 +325,45 @@ def evaluate_baseline(train_cases: Sequence[CaseFiles], test_cases: Sequence[Cas
     evaluation.info = {"model": "threshold baseline", "thresholds": {"flair": baseline.t_flair, "t1ce": baseline.t_t1ce},
                        "fitted_on": [c.case_id for c in train_cases]}
     return baseline, evaluation
+
+
+# ----------------------------------------------------------------------------- slice classifiers
+
+
+def evaluate_classifier(run: Run, model, dataset, *, batch_size: int = 64) -> dict[str, Any]:
+    """Score a tumour / no-tumour slice classifier on every slice of ``dataset`` and write the
+    result into the run (``metrics.json``: :func:`bratslib.metrics.classification_metrics`
+    of all slices pooled, and their spread over cases; ``per_case.csv``: the same per case).
+
+    Args:
+        run: the classifier's run; its evaluation is read back if it exists.
+        model: the trained classifier, (B, S, S, C) -> (B, 2) probabilities.
+        dataset: a :class:`~bratslib.data.generators.TumourSliceDataset` over the test cases,
+            not shuffled and not subsampled (every slice once, in order).
+
+    Returns:
+        The content of ``metrics.json``, with ``scores`` and ``labels`` (every slice's
+        probability of tumour and true class, in the dataset's order) added in memory.
+    """
+    from bratslib.metrics import classification_metrics
+
+    if dataset.shuffle or dataset.samples_per_epoch is not None:
+        raise ValueError("evaluate_classifier needs every slice once: a dataset without shuffle or samples_per_epoch")
+    labels = dataset.slice_labels()
+    cases = np.array([dataset.cases[int(i)].case_id for i in dataset.samples[:, 0]])
+    saved = run.metrics()
+    if saved is not None:
+        scores = np.array(saved["scores"], dtype=np.float64)
+    else:
+        scores = np.concatenate([np.asarray(model.predict_on_batch(dataset[k][0]), np.float64)[:, 1]
+                                 for k in range(len(dataset))])
+    pooled = classification_metrics(labels, scores)
+    per_case = [{"case_id": case, **{k: v for k, v in classification_metrics(labels[cases == case], scores[cases == case]).items()
+                                     if k != "confusion"}}
+                for case in dict.fromkeys(cases)]
+    result = {"run": run.name, "split": "test", "pooled": pooled,
+              "summary": summarise([{k: v for k, v in row.items() if k != "case_id"} for row in per_case]),
+              "min_tumour_pixels": dataset.min_tumour_pixels, "scores": scores.round(6).tolist()}
+    if saved is None:
+        run.write_evaluation(result, per_case)
+    return {**result, "labels": labels}

@@ -34,6 +34,7 @@ a case is NaN, so means over cases are never silently taken over a subset of the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -45,7 +46,7 @@ __all__ = [
     "training_metrics",
     "BRATS_CLASSES", "REGIONS", "HD95_EMPTY_MM",
     "dice", "iou", "precision", "sensitivity", "specificity", "hausdorff95",
-    "evaluate_case", "summarise", "PooledDice",
+    "evaluate_case", "summarise", "PooledDice", "classification_metrics",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -431,3 +432,56 @@ class PooledDice:
 
     def result(self) -> float:
         return 2.0 * self.intersection / self.total if self.total else float("nan")
+
+
+# --------------------------------------------------------------------------------------
+# Binary classification (tumour / no tumour slices)
+# --------------------------------------------------------------------------------------
+
+
+def classification_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+    """Metrics of a binary classifier: class 1 (tumour) positive.
+
+    Args:
+        y_true: true classes, 0 or 1, shape (N,).
+        score: the predicted probability of class 1, shape (N,).
+        threshold: a sample is predicted positive when ``score >= threshold``.
+
+    Returns:
+        ``accuracy``, ``precision``, ``recall`` (sensitivity), ``f1``, ``specificity``,
+        ``roc_auc`` (the probability that a random positive scores above a random negative,
+        ties counting half: the Mann-Whitney statistic, from average ranks), ``confusion``
+        (``[[TN, FP], [FN, TP]]``, rows true class), ``n``, ``positives``.  A ratio with a
+        zero denominator follows the module's rule (1.0 if there is nothing to get wrong,
+        else 0.0); the AUC is NaN when one class is absent.
+    """
+    from scipy.stats import rankdata
+
+    y_true = np.asarray(y_true).astype(int).ravel()
+    score = np.asarray(score, dtype=np.float64).ravel()
+    if y_true.shape != score.shape:
+        raise ValueError(f"y_true {y_true.shape} and score {score.shape} differ in length")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError("y_true must hold classes 0 and 1 only")
+    pred = score >= threshold
+    truth = y_true == 1
+    tp, fp, fn, tn = _counts(pred, truth)
+    positives, negatives = int(truth.sum()), int((~truth).sum())
+    if positives and negatives:
+        ranks = rankdata(score)
+        auc = (ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    else:
+        auc = float("nan")
+    precision_ = _ratio(tp, tp + fp, fp, fn)
+    recall_ = _ratio(tp, tp + fn, fp, fn)
+    return {
+        "accuracy": (tp + tn) / y_true.size if y_true.size else float("nan"),
+        "precision": precision_,
+        "recall": recall_,
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn, fp, fn),
+        "specificity": _ratio(tn, tn + fp, fp, fn),
+        "roc_auc": float(auc),
+        "confusion": [[tn, fp], [fn, tp]],
+        "n": int(y_true.size),
+        "positives": positives,
+    }

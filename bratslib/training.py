@@ -36,6 +36,7 @@ import keras
 
 from bratslib.losses import DiceFocalLoss
 from bratslib.metrics import training_metrics
+from bratslib.models import load_model
 from bratslib.results import Run, open_run
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def train(
     epochs: int,
     learning_rate: float = 1e-3,
     loss: keras.losses.Loss | None = None,
+    metrics: Sequence[keras.metrics.Metric] | None = None,
     monitor: str = "val_dice_tumour",
     mode: str = "max",
     lr_patience: int = 3,
@@ -177,6 +179,7 @@ def train(
         epochs: the number of epochs (the last one unless early stopping ends sooner).
         learning_rate: Adam's initial learning rate.
         loss: default :class:`~bratslib.losses.DiceFocalLoss` ().
+        metrics: default :func:`~bratslib.metrics.training_metrics` () (segmentation).
         monitor, mode: the validation value that picks the best epoch and drives the
             schedule and early stopping (default the mean Dice of the three tumour classes).
         lr_patience, lr_factor, min_lr: ``ReduceLROnPlateau``.
@@ -204,13 +207,13 @@ def train(
     if run.finished:
         print(f"{run.path} holds a finished run with these settings: loading it, not training again "
               "(delete the folder or change the name to train anew)")
-        return TrainedRun(run, keras.saving.load_model(run.model_path), run.history(), 0, 0)
+        return TrainedRun(run, load_model(run.model_path), run.history(), 0, 0)
 
     keras.utils.set_random_seed(seed)
     checkpoint = run.last_checkpoint()
     if checkpoint is not None:
         state = run.state
-        model = keras.saving.load_model(checkpoint)
+        model = load_model(checkpoint)
         start = int(state["epoch"]) + 1
         history = run.history()[:start]
         best, best_epoch, saved = state.get("best"), state.get("best_epoch"), state.get("callbacks")
@@ -221,7 +224,8 @@ def train(
         run.write_model_info(info)
         if str(info["encoder_weights"] or "").startswith("random"):
             print(f"note: {run.name}: the encoder is NOT pre-trained ({info['encoder_weights']}); recorded in model.json")
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=training_metrics())
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                      metrics=list(metrics) if metrics is not None else training_metrics())
         start, history, best, best_epoch, saved = 0, [], None, None, None
 
     others = {
@@ -238,7 +242,7 @@ def train(
                   verbose=default_verbose() if verbose is None else verbose)
         trained = len(history) - start
     model_path = run.finish()
-    return TrainedRun(run, keras.saving.load_model(model_path), run.history(), trained, start)
+    return TrainedRun(run, load_model(model_path), run.history(), trained, start)
 
 
 def model_info(model: keras.Model) -> dict[str, Any]:

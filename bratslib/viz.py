@@ -533,3 +533,79 @@ def model_stages_table(model) -> "IPython.display.Markdown":  # noqa: F821
     rows = [(name, shape, f"{params:,}") for name, shape, params in model_stages(model)]
     rows.append(("total", "", f"{model.count_params():,}"))
     return markdown_table(["stage", "output shape", "parameters"], rows, numeric=[False, False, True])
+
+
+# ----------------------------------------------------------------------------- comparing models
+
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def interval_bars(
+    estimates: Mapping[str, Mapping[str, tuple[float, float, float]]],
+    metrics: Mapping[str, str],
+    *,
+    title: str | None = None,
+    yaxis: str = "",
+    height: int = 420,
+) -> go.Figure:
+    """Grouped bars with error bars: one group per metric, one bar per model.
+
+    Args:
+        estimates: model label -> metric key -> ``(mean, low, high)`` (the interval drawn as
+            an error bar; NaN bounds draw none).
+        metrics: metric key -> its label on the x axis, in order.
+    """
+    fig = go.Figure()
+    keys = list(metrics)
+    for k, (model, values) in enumerate(estimates.items()):
+        mean = [values.get(key, (np.nan,) * 3)[0] for key in keys]
+        low = [values.get(key, (np.nan,) * 3)[1] for key in keys]
+        high = [values.get(key, (np.nan,) * 3)[2] for key in keys]
+        fig.add_trace(go.Bar(
+            name=model, x=[metrics[key] for key in keys], y=mean, marker_color=_PALETTE[k % len(_PALETTE)],
+            error_y=dict(type="data", symmetric=False, array=np.subtract(high, mean), arrayminus=np.subtract(mean, low),
+                         thickness=1.2, width=3),
+        ))
+    fig.update_layout(barmode="group", title=title, height=height, template="plotly_white", yaxis_title=yaxis,
+                      margin=dict(l=50, r=10, t=60 if title else 20, b=40), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def model_scatter(
+    points: Mapping[str, tuple[float, float]],
+    *,
+    x_title: str,
+    y_title: str,
+    title: str | None = None,
+    log_x: bool = False,
+    height: int = 400,
+) -> go.Figure:
+    """One labelled point per model: ``points[model label] = (x, y)``."""
+    fig = go.Figure()
+    for k, (model, (x, y)) in enumerate(points.items()):
+        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name=model, text=[model], textposition="top center",
+                                 marker=dict(size=12, color=_PALETTE[k % len(_PALETTE)]), showlegend=False))
+    fig.update_layout(title=title, height=height, template="plotly_white", xaxis_title=x_title, yaxis_title=y_title,
+                      margin=dict(l=50, r=20, t=60 if title else 20, b=50))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def curves_figure(
+    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    key: str,
+    *,
+    title: str | None = None,
+    yaxis: str | None = None,
+    height: int = 380,
+) -> go.Figure:
+    """One logged value (e.g. ``val_dice_tumour``) against the epoch, one line per model."""
+    fig = go.Figure()
+    for k, (model, history) in enumerate(histories.items()):
+        rows = [row for row in history if key in row]
+        fig.add_trace(go.Scatter(x=[int(row["epoch"]) + 1 for row in rows], y=[row[key] for row in rows], name=model,
+                                 mode="lines+markers", line=dict(color=_PALETTE[k % len(_PALETTE)])))
+    fig.update_layout(title=title, height=height, template="plotly_white", xaxis_title="epoch", yaxis_title=yaxis or key,
+                      margin=dict(l=50, r=10, t=60 if title else 20, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig

@@ -13,7 +13,7 @@ from bratslib.metrics import evaluate_case, summarise
 
 def test_setup_reads_the_profile_and_says_which_data(tiny_dataset):
     setup = ChapterSetup.create("unet2d", "tiny", data_dir=tiny_dataset, seed=3, epochs=1)
-    assert setup.settings["epochs"] == 1 and setup.run_name == "unet2d-tiny-seed3"
+    assert setup.settings["epochs"] == 1 and setup.run_name() == "unet2d-tiny-seed3"
     assert setup.input_shape == (128, 128, 2)
     assert setup.model_kwargs["n_classes"] == 4 and setup.model_kwargs["base_filters"] == 4
     assert setup.provenance["kind"] == "real" and setup.provenance["n_cases"] == 6  # no synthetic marker

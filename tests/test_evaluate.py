@@ -139,3 +139,73 @@ def test_baseline_is_scored_with_the_same_metrics(tiny_dataset):
     assert evaluation.mean("dice_WT") > 0.5  # the tiny cases' tumour is bright on FLAIR
     assert set(evaluation.summary) >= {"dice_WT", "dice_TC", "dice_ET", "hd95_WT", "mean_iou"}
     assert evaluation.info["fitted_on"] == [c.case_id for c in cases[:3]]
+
+
+def test_evaluate_classifier_writes_once_and_scores_every_slice(tiny_dataset, tmp_path):
+    from bratslib.data.generators import TumourSliceDataset
+    from bratslib.evaluate import evaluate_classifier
+    from bratslib.results import open_run
+
+    data = make_datasets(tiny_dataset, size=32, cache_dir=tmp_path / "cache", batch_size=4, progress=False,
+                         dataset_class=TumourSliceDataset, min_tumour_pixels=5)
+    test = data.test
+    labels = test.slice_labels()
+
+    class Oracle:  # the true class with probability 0.9
+        def __init__(self):
+            self.seen = 0
+
+        def predict_on_batch(self, x):
+            y = labels[self.seen:self.seen + len(x)]
+            self.seen += len(x)
+            return np.stack([np.where(y == 1, 0.1, 0.9), np.where(y == 1, 0.9, 0.1)], axis=-1)
+
+    run = open_run("clf", {"model": "oracle"}, {"kind": "synthetic"}, data.split, tmp_path / "results")
+    result = evaluate_classifier(run, Oracle(), test)
+    pooled = result["pooled"]
+    assert pooled["accuracy"] == 1.0 and pooled["roc_auc"] == 1.0 and pooled["n"] == len(labels)
+    assert pooled["confusion"][1][1] == labels.sum()
+    saved = run.metrics()
+    assert saved["pooled"]["n"] == len(labels) and len(saved["scores"]) == len(labels)
+    assert [row["case_id"] for row in run.per_case()] == data.split["test"]
+    # the second call reads the saved scores back instead of predicting again
+    again = evaluate_classifier(run, None, test)
+    assert again["pooled"] == pooled
+    with pytest.raises(ValueError, match="every slice once"):
+        evaluate_classifier(run, Oracle(), data.train)
+
+
+def test_an_ensemble_of_identical_oracles_is_the_oracle_and_mismatched_runs_are_refused(tiny_dataset, tmp_path):
+    from bratslib.evaluate import evaluate_ensemble
+    from bratslib.results import open_run
+
+    data = make_datasets(tiny_dataset, size=32, cache_dir=tmp_path / "cache", batch_size=4, progress=False)
+    config = {"preprocessing": PREPROCESSING}
+    runs = [open_run(f"m{k}", {**config, "k": k}, {"kind": "synthetic"}, data.split, tmp_path / "results") for k in range(2)]
+    cache = PreprocessedCache(tmp_path / "cache", size=32)
+    test_cases = run_cases(runs[0], tiny_dataset, "test")
+
+    class CaseOracle:  # the cached labels of whichever case is asked, as probabilities
+        def __init__(self):
+            self.queue = [np.asarray(cache.get(c).labels) for c in test_cases]
+            self.rows = np.concatenate(self.queue)
+            self.next = 0
+
+        def predict_on_batch(self, x):
+            out = np.eye(4, dtype=np.float32)[self.rows[self.next:self.next + len(x)]]
+            self.next += len(x)
+            return out
+
+    ensemble = evaluate_ensemble(runs, tiny_dataset, models=[CaseOracle(), CaseOracle()], cache_dir=tmp_path / "cache",
+                                 progress=False)
+    single = evaluate_cases(CaseOracle(), test_cases, PREPROCESSING, cache_dir=tmp_path / "cache", progress=False)
+    assert [r["case_id"] for r in ensemble.per_case] == data.split["test"]
+    assert ensemble.summary["dice_WT"]["mean"] == pytest.approx(single.summary["dice_WT"]["mean"])
+    assert ensemble.info["ensemble"] == ["m0", "m1"]
+
+    other = open_run("m2", {"preprocessing": {**PREPROCESSING, "size": 16}}, {"kind": "synthetic"}, data.split,
+                     tmp_path / "results")
+    with pytest.raises(ValueError, match="preprocessed differently"):
+        evaluate_ensemble([runs[0], other], tiny_dataset, models=[CaseOracle(), CaseOracle()])
+    with pytest.raises(ValueError, match="at least two"):
+        evaluate_ensemble(runs[:1], tiny_dataset)

@@ -253,3 +253,35 @@ def test_make_datasets_subsamples_train_and_val_only(tiny_dataset, tmp_path):
                        foreground_fraction=0.5, val_samples=3, progress=False)
     assert len(ds.train) == 3 and len(ds.val) == 2
     assert ds.test.samples_per_epoch is None and len(ds.test._order) == len(ds.test.samples)
+
+
+# ------------------------------------------------------------------------- slice classification
+
+
+def test_tumour_slice_dataset_labels_each_slice_by_its_tumour_pixels(cached_2d):
+    from bratslib.data.generators import TumourSliceDataset
+
+    ds = TumourSliceDataset(cached_2d, batch_size=8, shuffle=False, min_tumour_pixels=5)
+    labels = ds.slice_labels()
+    expected = [int(np.count_nonzero(cached_2d[c].labels[z]) >= 5) for c, z in ds.samples]
+    np.testing.assert_array_equal(labels, expected)
+    assert 0 < labels.sum() < len(labels)  # both classes occur in the tiny cases
+    x, y = ds[0]
+    assert x.shape == (8, 32, 32, 2) and y.shape == (8, 2) and y.dtype == np.float32
+    np.testing.assert_array_equal(y.argmax(-1), labels[:8])
+    stricter = TumourSliceDataset(cached_2d, batch_size=8, shuffle=False, min_tumour_pixels=200)
+    assert stricter.slice_labels().sum() < labels.sum()
+    with pytest.raises(ValueError, match="min_tumour_pixels"):
+        TumourSliceDataset(cached_2d, min_tumour_pixels=0)
+
+
+def test_tumour_slice_dataset_balances_the_training_draw(cached_2d):
+    from bratslib.data.generators import TumourSliceDataset
+
+    ds = TumourSliceDataset(cached_2d, batch_size=10, shuffle=True, samples_per_epoch=20, foreground_fraction=0.5,
+                            min_tumour_pixels=5)
+    tumour = set(np.flatnonzero(ds.slice_labels()).tolist())
+    drawn = ds._order
+    assert len(drawn) == 20 and sum(int(i) in tumour for i in drawn) >= 10
+    ys = np.concatenate([ds[k][1] for k in range(len(ds))])
+    assert ys[:, 1].sum() >= 10

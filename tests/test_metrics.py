@@ -435,3 +435,45 @@ def test_pooled_dice_equals_accuracy_for_hard_predictions():
     assert pooled.result() == pytest.approx(0.7)
     with pytest.raises(ValueError, match="shape"):
         pooled.update(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+# --------------------------------------------------------------------------------------
+# classification_metrics (tumour / no tumour slices)
+# --------------------------------------------------------------------------------------
+
+
+def test_classification_metrics_by_hand():
+    from bratslib.metrics import classification_metrics
+
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    s = np.array([0.9, 0.8, 0.4, 0.6, 0.1, 0.2, 0.3, 0.7])
+    m = classification_metrics(y, s)
+    # predicted positive: 0.9, 0.8, 0.6, 0.7 -> TP 3, FP 1, FN 1, TN 3
+    assert m["confusion"] == [[3, 1], [1, 3]] and m["n"] == 8 and m["positives"] == 4
+    assert m["accuracy"] == 0.75 and m["precision"] == 0.75 and m["recall"] == 0.75
+    assert m["f1"] == 0.75 and m["specificity"] == 0.75
+    # pairs (positive, negative) ranked correctly: 0.9, 0.8, 0.7 beat all 4; 0.4 beats 0.1, 0.2, 0.3
+    assert m["roc_auc"] == pytest.approx((4 + 4 + 4 + 3) / 16)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_classification_auc_matches_scikit_learn(seed):
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from bratslib.metrics import classification_metrics
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 300)
+    s = np.round(np.clip(y * 0.3 + rng.random(300) * 0.7, 0, 1), 2)  # rounded: ties occur
+    m = classification_metrics(y, s)
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, s))
+    assert m["f1"] == pytest.approx(f1_score(y, s >= 0.5))
+
+
+def test_classification_metrics_one_class_and_bad_input():
+    from bratslib.metrics import classification_metrics
+
+    m = classification_metrics(np.zeros(4, int), np.array([0.1, 0.2, 0.3, 0.9]))
+    assert np.isnan(m["roc_auc"]) and m["specificity"] == 0.75 and m["recall"] == 0.0
+    with pytest.raises(ValueError, match="classes 0 and 1"):
+        classification_metrics(np.array([0, 2]), np.array([0.1, 0.2]))

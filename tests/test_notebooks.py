@@ -7,6 +7,7 @@ This is the chapters' smoke test: the same notebooks as ``make book``, through t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,19 @@ from bratslib.data.synth import write_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebooks_in_toc(ROOT / "_toc.yml")
+
+
+@pytest.fixture(scope="module")
+def shared_results(tmp_path_factory) -> Path:
+    """One results folder for all chapters, as in ``make book``: the results and discussion
+    chapters collect the runs of the chapters executed before them."""
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="module")
+def shared_executed(tmp_path_factory) -> Path:
+    """The executed copies of all chapters, for the book built from them at the end."""
+    return tmp_path_factory.mktemp("executed")
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +45,48 @@ def test_the_toc_lists_notebooks():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_at_tiny_size(notebook: Path, tiny_data: Path, tmp_path: Path):
+def test_notebook_executes_at_tiny_size(notebook: Path, tiny_data: Path, shared_results: Path, shared_executed: Path,
+                                        tmp_path: Path):
     parameters = {"data_dir": str(tiny_data), "n_cases": 3, "census_cases": 3, "seed": 0,
                   "cache_dir": str(tmp_path / "cache"), "profile": "tiny",
-                  "results_dir": str(tmp_path / "results")}
-    (run,) = execute_notebooks([notebook], tmp_path / "executed", root=ROOT, parameters=parameters, force=True, report=None)
+                  "results_dir": str(shared_results)}
+    (run,) = execute_notebooks([notebook], shared_executed, root=ROOT, parameters=parameters, force=True, report=None)
     executed = json.loads(Path(run.executed).read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
     # the chapter says which data its numbers come from
     text = json.dumps(executed)
     assert "synthetic" in text
+
+
+@pytest.mark.slow
+def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed: Path, tmp_path: Path):
+    """The whole book (the repository's pages and every chapter executed above) built with
+    warnings as errors, then several pages opened in headless Chromium."""
+    from bratslib.book import stage_and_build
+    from tests.test_book import chromium, dump_dom, figure_segments
+
+    missing = [nb.stem for nb in NOTEBOOKS if not (shared_executed / "notebooks" / nb.name).is_file()]
+    if missing:
+        pytest.skip(f"run with the chapter tests: not executed here: {', '.join(missing)}")
+    chromium()
+    html = stage_and_build(ROOT, shared_executed, tmp_path / "site", tmp_path, quiet=True)
+    assert (html / "book" / "real_data.html").is_file()
+
+    def page(name: str) -> tuple[str, dict[str, str], list[str]]:
+        dom = dump_dom(html / "notebooks" / f"{name}.html", tmp_path / f"chromium-{name}")
+        figures = figure_segments(dom)
+        for fid, segment in figures.items():
+            assert 'class="main-svg"' in segment, f"{name}: figure {fid} was not drawn"
+        return dom, figures, re.findall(r"<table\b.*?</table>", dom, flags=re.S)
+
+    dom, figures, tables = page("02_unet2d")
+    assert len(figures) >= 2 and any("threshold baseline" in t for t in tables)
+    assert any("Table 3.1" in t and "section 3.2.1" in t for t in tables), "the report's figures are missing"
+    dom, figures, tables = page("08_quantum_vs_classical")
+    assert len(figures) == 2 and any("ROC AUC" in t for t in tables)
+    assert "&lt;Z&gt;" in dom, "the circuit drawing is missing"
+    dom, figures, tables = page("09_results")
+    assert len(figures) >= 3, "the results chapter's figures are missing"
+    assert any("not comparable: synthetic data" in t for t in tables), "the claims table is missing"
+    assert any("same per-class Dice" in t for t in tables), "the audit is missing"

@@ -37,3 +37,45 @@ def test_a_folder_without_the_marker_is_real_data(tmp_path: Path):
 def test_missing_data_dir_is_named(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="nope does not exist"):
         resolve_data_dir(tmp_path / "nope")
+
+
+def _kaggle_tree(root: Path) -> Path:
+    """The Kaggle BraTS 2020 layout: uncompressed .nii, one mask with the release's odd name,
+    the CSV files beside the cases, and unlabeled validation cases."""
+    training = root / "brats20-dataset-training-validation" / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData"
+    for k in range(1, 5):
+        write_tiny_case(training, f"BraTS20_Training_{k:03d}", seed=k, ext=".nii")
+    odd = training / "BraTS20_Training_003"
+    (odd / "BraTS20_Training_003_seg.nii").rename(odd / "W39_1998.09.19_Segm.nii")
+    (training / "name_mapping.csv").write_text("Grade,BraTS_2020_subject_ID\nHGG,BraTS20_Training_001\n")
+    (training / "survival_info.csv").write_text("Brats20ID,Age,Survival_days,Extent_of_Resection\n")
+    validation = root / "brats20-dataset-training-validation" / "BraTS2020_ValidationData" / "MICCAI_BraTS2020_ValidationData"
+    write_tiny_case(validation, "BraTS20_Validation_001", labeled=False, ext=".nii")
+    return root
+
+
+def test_none_finds_the_data_attached_to_a_kaggle_notebook(tmp_path: Path, monkeypatch, capsys):
+    from bratslib.data import source
+    from bratslib.data.generators import make_datasets
+
+    kaggle = _kaggle_tree(tmp_path / "kaggle" / "input")
+    monkeypatch.setattr(source, "KAGGLE_INPUT", kaggle)
+    monkeypatch.setenv("BRATSLIB_CACHE", str(tmp_path / "cache"))
+    root = resolve_data_dir(None, synthetic_cases=1, progress=False)
+    assert root == kaggle and "attached to this Kaggle notebook" in capsys.readouterr().out
+    info = data_provenance(root)
+    assert info["kind"] == "real" and info["n_cases"] == 5  # 4 training cases and 1 validation case
+    data = make_datasets(root, size=32, cache_dir=tmp_path / "cache", progress=False)
+    assert sorted(sum(data.split.values(), [])) == [f"BraTS20_Training_{k:03d}" for k in range(1, 5)]
+    # "synthetic" still means the synthetic data, on Kaggle too
+    synthetic = resolve_data_dir("synthetic", synthetic_cases=1, seed=1, progress=False)
+    assert data_provenance(synthetic)["kind"] == "synthetic"
+
+
+def test_no_kaggle_folder_or_no_brats_in_it_means_synthetic(tmp_path: Path, monkeypatch):
+    from bratslib.data import source
+
+    assert source.kaggle_data_dir(tmp_path / "absent") is None
+    (tmp_path / "input" / "some-other-dataset").mkdir(parents=True)
+    (tmp_path / "input" / "some-other-dataset" / "table.csv").write_text("a,b\n")
+    assert source.kaggle_data_dir(tmp_path / "input") is None

@@ -140,3 +140,16 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     a = [r.split(",")[1:] for r in (run_dir / "history.csv").read_text().splitlines()]
     b = [r.split(",")[1:] for r in (results / "uninterrupted" / "history.csv").read_text().splitlines()]
     assert a[0] == b[0]  # same columns
+
+
+def test_a_saved_run_model_loads_in_a_fresh_process(tiny_dataset, tmp_path):
+    # a fresh Python knows none of bratslib's registered losses and metrics until their
+    # modules are imported: bratslib.models.load_model imports them
+    data = tiny_datasets(tiny_dataset, tmp_path / "cache")
+    result = train(lambda: build_unet2d(**MODEL), data, name="fresh", config={"model": "unet2d"}, data=DATA, epochs=1,
+                   results_dir=tmp_path / "results", verbose=0)
+    script = ("import sys; from bratslib.models import load_model; "
+              "m = load_model(sys.argv[1]); print('LOADED', m.name, type(m.loss).__name__)")
+    done = subprocess.run([sys.executable, "-c", script, str(result.run.model_path)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0 and "LOADED unet2d DiceFocalLoss" in done.stdout, done.stderr[-2000:]

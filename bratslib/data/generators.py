@@ -210,6 +210,45 @@ class SliceDataset(_CachedDataset):
         return case.images[row[1]], None if case.labels is None else case.labels[row[1]]
 
 
+class TumourSliceDataset(SliceDataset):
+    """Axial slices labelled *tumour* or *no tumour*, for the slice classifiers (chapter 8).
+
+    A slice is "tumour" when its label map, at the cached resolution (S x S), holds at least
+    ``min_tumour_pixels`` tumour pixels (labels 1, 2 or 4).  A threshold above 1 keeps the
+    few slices that graze the tip of a tumour, where a handful of pixels are labelled and
+    nothing is visible, from counting as tumour slices; 20 pixels of a 128 x 128 slice are
+    about 70 mm^2 of the original 1 mm grid.
+
+    Batches are ``(x, y)``: x float32 (B, S, S, C) and y float32 one-hot (B, 2), class 1
+    tumour.  With ``foreground_fraction``, that share of each epoch's draw is tumour slices
+    by this rule.  The other arguments are those of :class:`SliceDataset`.
+    """
+
+    def __init__(self, cached_cases: Sequence[CachedCase], *, min_tumour_pixels: int = 20, **kwargs):
+        if min_tumour_pixels < 1:
+            raise ValueError(f"min_tumour_pixels must be >= 1, got {min_tumour_pixels}")
+        self.min_tumour_pixels = int(min_tumour_pixels)
+        self._slice_labels: np.ndarray | None = None
+        super().__init__(cached_cases, **kwargs)
+        if not self.labeled:
+            raise ValueError("TumourSliceDataset needs labeled cases (the class of a slice comes from its mask)")
+
+    def slice_labels(self) -> np.ndarray:
+        """The class of every sample (0 no tumour, 1 tumour), in the order of ``samples``."""
+        if self._slice_labels is None:
+            counts = [np.count_nonzero(self._read(row)[1]) for row in self.samples]
+            self._slice_labels = (np.asarray(counts) >= self.min_tumour_pixels).astype(np.int64)
+        return self._slice_labels
+
+    def _foreground_samples(self) -> np.ndarray:
+        return np.flatnonzero(self.slice_labels())
+
+    def __getitem__(self, index: int):
+        x, y = super().__getitem__(index)
+        tumour = np.count_nonzero(y[..., 1:] > 0.5, axis=(1, 2, 3)) >= self.min_tumour_pixels
+        return x, np.eye(2, dtype=np.float32)[tumour.astype(np.int64)]
+
+
 class VolumeDataset(_CachedDataset):
     """Batches of whole volumes for the 3-D model.
 
@@ -277,6 +316,7 @@ def make_datasets(
     samples_per_epoch: int | None = None,
     foreground_fraction: float | None = None,
     val_samples: int | None = None,
+    dataset_class: type[_CachedDataset] | None = None,
     **dataset_kwargs,
 ) -> Datasets:
     """From a BraTS folder to train / val / test datasets, split by case.
@@ -288,13 +328,15 @@ def make_datasets(
     :class:`VolumeDataset` (``mode="3d"``, batch size 1).  Only the training set is
     shuffled, augmented and (with ``samples_per_epoch`` and ``foreground_fraction``)
     subsampled each epoch; ``val_samples`` keeps that many evenly spread validation samples.  With ``split_path``, the split is written there as JSON.
-    Other keyword arguments go to the dataset classes (``slices``, ``workers``...).
+    ``dataset_class`` replaces the class chosen by ``mode`` (e.g.
+    :class:`TumourSliceDataset` for slice classification); other keyword arguments go to the
+    dataset classes (``slices``, ``workers``, ``min_tumour_pixels``...).
     """
     cases = {c.case_id: c for c in find_cases(data_dir) if c.labeled}
     split = split_cases(cases, fractions, seed)
     cache = PreprocessedCache(cache_dir, modalities, size, mode, normalize)
     cached = dict(zip(cases, cache.build(cases.values(), progress=progress)))
-    cls = SliceDataset if mode == "2d" else VolumeDataset
+    cls = dataset_class or (SliceDataset if mode == "2d" else VolumeDataset)
     batch_size = batch_size or (16 if mode == "2d" else 1)
     made = {
         name: cls([cached[i] for i in split[name]], batch_size=batch_size, shuffle=name == "train",

@@ -19,18 +19,44 @@ from bratslib.data.synth import PROVENANCE_FILE as SYNTHETIC_MARKER
 from bratslib.data.synth import write_synthetic_dataset
 
 
+#: Where Kaggle mounts the data sets attached to a notebook.
+KAGGLE_INPUT = Path("/kaggle/input")
+
+
+def kaggle_data_dir(root: str | os.PathLike | None = None) -> Path | None:
+    """The BraTS data attached to a Kaggle notebook: ``root`` (default :data:`KAGGLE_INPUT`)
+    if it holds labeled BraTS cases at any depth, else None (not on Kaggle, or no BraTS
+    data set attached)."""
+    root = Path(root) if root is not None else KAGGLE_INPUT
+    if not root.is_dir():
+        return None
+    try:
+        cases = find_cases(root)
+    except (OSError, ValueError):  # no case folder (NoCasesFoundError is a ValueError), duplicates
+        return None
+    return root if any(c.labeled for c in cases) else None
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int = 20, seed: int = 0, progress: bool = True) -> Path:
     """The folder a chapter reads its cases from.
 
     Args:
-        data_dir: a folder of BraTS cases (or a parent of one), or None for the synthetic
-            default, written to ``<cache>/synthetic/seed<seed>-cases<n>`` on first use.
+        data_dir: a folder of BraTS cases (or a parent of one); or None: the BraTS 2020 data
+            attached to a Kaggle notebook when there is one (:func:`kaggle_data_dir`), else the
+            synthetic default, written to ``<cache>/synthetic/seed<seed>-cases<n>`` on first
+            use; or ``"synthetic"``: the synthetic default wherever the chapter runs.
         synthetic_cases, seed: size and seed of the synthetic default.
 
     Raises:
         FileNotFoundError: ``data_dir`` is given but does not exist.
     """
-    if data_dir is not None:
+    if data_dir is None:
+        found = kaggle_data_dir()
+        if found is not None:
+            print(f"data_dir: using the BraTS cases attached to this Kaggle notebook under {found} "
+                  "(set data_dir = \"synthetic\" for the synthetic data)")
+            return found
+    if data_dir is not None and str(data_dir) != "synthetic":
         path = Path(data_dir).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {path} does not exist (give the folder holding the BraTS 2020 cases, or None for synthetic data)")

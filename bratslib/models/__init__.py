@@ -33,6 +33,21 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
 }
 
 
+def load_model(path) -> keras.Model:
+    """Load a ``.keras`` file written by bratslib, in any process.
+
+    A saved model names its custom objects (losses, metrics, layers) by their registered
+    names (``bratslib>DiceFocalLoss``...); Keras finds them only once the modules that register
+    them have been imported.  This imports every such module first, then calls
+    ``keras.saving.load_model``.
+    """
+    import bratslib.losses  # noqa: F401  (registers the losses)
+    import bratslib.metrics  # noqa: F401  (the training metrics)
+    import bratslib.models.quantum  # noqa: F401  (QuantumLayer; imports PennyLane)
+
+    return keras.saving.load_model(path)
+
+
 def build_model(name: str, /, input_shape: tuple[int, ...], n_classes: int, **kwargs) -> keras.Model:
     """Build the architecture called ``name``; ``kwargs`` (a ``name=`` too) go to its builder."""
     if name not in MODELS:
@@ -40,4 +55,4 @@ def build_model(name: str, /, input_shape: tuple[int, ...], n_classes: int, **kw
     return MODELS[name](input_shape=input_shape, n_classes=n_classes, **kwargs)
 
 
-__all__ = ["MODELS", "build_model", "build_attention_unet", "build_deeplabv3plus", "build_resnet50_unet", "build_transunet", "build_unet2d", "build_unet3d"]
+__all__ = ["MODELS", "build_model", "load_model", "build_attention_unet", "build_deeplabv3plus", "build_resnet50_unet", "build_transunet", "build_unet2d", "build_unet3d"]

@@ -1,0 +1,224 @@
+"""Everything the results chapter sets side by side: runs, claims, intervals, paired tests.
+
+The model chapters each leave a run folder in ``results/``.  This module finds the runs that
+belong to one data set and profile (:func:`collect_runs`), reads their evaluations back, puts
+every claim of ``book/claims.yml`` beside the reproduced number with a verdict
+(:func:`claim_table`), and gives the statistics that say whether a difference means anything:
+a bootstrap interval of a mean over cases (:func:`bootstrap_ci`, ``scipy.stats.bootstrap``)
+and a paired test of two models on the same cases (:func:`paired_comparison`,
+``scipy.stats.wilcoxon``).
+
+It reads results and writes nothing; it does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from bratslib.results import Run, find_runs
+
+#: Which chapter's claims each model answers, and the label the tables use.
+MODEL_CHAPTERS: dict[str, tuple[str, str]] = {
+    "unet2d": ("unet2d", "2D U-Net"),
+    "unet3d": ("unet3d", "3D U-Net"),
+    "resnet50_unet": ("resnet50_unet", "ResNet50 U-Net"),
+    "attention_unet": ("attention_unet", "Attention U-Net"),
+    "transunet": ("transunet", "TransUNet"),
+    "deeplabv3plus": ("deeplabv3plus", "DeepLabV3+"),
+    "resnet_classifier": ("quantum", "classical ResNet (classifier)"),
+    "quantum_classifier": ("quantum", "quantum ResNet (classifier)"),
+}
+#: The two classifiers; every other model is a segmentation network.
+CLASSIFIERS = ("resnet_classifier", "quantum_classifier")
+#: A reproduced value within this distance of the report's "agrees" (real data only).
+AGREEMENT = 0.05
+
+
+@dataclass
+class ModelResult:
+    """One model's finished run and what was measured.
+
+    Attributes:
+        model: the builder's name (``"unet2d"``, ``"quantum_classifier"``...).
+        run: the run folder.
+        metrics: ``metrics.json``; per_case: ``per_case.csv`` rows.
+        best: the history row of the best epoch.
+    """
+
+    model: str
+    run: Run
+    metrics: dict[str, Any]
+    per_case: list[dict[str, Any]]
+    best: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return MODEL_CHAPTERS.get(self.model, (self.model, self.model))[1]
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.model in CLASSIFIERS
+
+    def values(self, key: str) -> np.ndarray:
+        """``key`` of every test case, in the order of ``per_case.csv``."""
+        return np.array([row[key] for row in self.per_case], dtype=np.float64)
+
+
+def _same_data(data: Mapping[str, Any], provenance: Mapping[str, Any]) -> bool:
+    keys = ("kind", "folder", "n_cases", "seed")
+    return all(data.get(k) == provenance.get(k) for k in keys)
+
+
+def collect_runs(provenance: Mapping[str, Any], profile: str,
+                 results_dir: str | os.PathLike | None = None) -> dict[str, ModelResult]:
+    """The newest finished and evaluated run of each model on this data and profile.
+
+    Args:
+        provenance: :func:`bratslib.data.source.data_provenance` of the data set.
+        profile: ``"tiny"``, ``"smoke"`` or ``"full"``.
+
+    Returns:
+        ``{model name: ModelResult}`` in the order of :data:`MODEL_CHAPTERS`; models without
+        such a run are left out (their chapters were not run on this data).
+    """
+    found: dict[str, ModelResult] = {}
+    for run in find_runs(results_dir=results_dir):  # oldest first: newer ones replace older ones
+        config = run.config
+        if config.get("profile") != profile or not run.finished or not _same_data(run.data, provenance):
+            continue
+        metrics = run.metrics()
+        if metrics is None:
+            continue
+        history = run.history()
+        found[config.get("model", run.name)] = ModelResult(config.get("model", run.name), run, metrics, run.per_case(),
+                                                           history[int(run.state["best_epoch"])] if history else {})
+    return {m: found[m] for m in [*MODEL_CHAPTERS, *sorted(set(found) - set(MODEL_CHAPTERS))] if m in found}
+
+
+def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 2000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (cases resampled with
+    replacement, ``scipy.stats.bootstrap``); (NaN, NaN) for fewer than two values."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return float("nan"), float("nan")
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                             method="percentile", rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def paired_comparison(a: ModelResult, b: ModelResult, key: str, seed: int = 0) -> dict[str, Any]:
+    """``a`` against ``b`` on the test cases both were scored on, for the per-case ``key``.
+
+    Returns ``n`` (cases in common), ``mean_a``, ``mean_b``, ``difference`` (mean of a - b),
+    ``ci`` (its 95 % bootstrap interval) and ``p`` (two-sided Wilcoxon signed-rank test;
+    NaN when it cannot be computed, 1.0 when every difference is 0).  With n cases the
+    smallest possible p is 2 / 2**n: 0.25 for 3 cases, so no difference on so few cases can
+    be called significant.
+    """
+    rows_a = {r["case_id"]: r[key] for r in a.per_case}
+    rows_b = {r["case_id"]: r[key] for r in b.per_case}
+    common = [c for c in rows_a if c in rows_b]
+    x = np.array([rows_a[c] for c in common], dtype=np.float64)
+    y = np.array([rows_b[c] for c in common], dtype=np.float64)
+    diff = x - y
+    if not common:
+        p = float("nan")
+    elif np.all(diff == 0):
+        p = 1.0
+    else:
+        try:
+            p = float(stats.wilcoxon(x, y).pvalue)
+        except ValueError:
+            p = float("nan")
+    return {"n": len(common), "mean_a": float(x.mean()) if common else float("nan"),
+            "mean_b": float(y.mean()) if common else float("nan"),
+            "difference": float(diff.mean()) if common else float("nan"), "ci": bootstrap_ci(diff, seed=seed), "p": p}
+
+
+def _reproduced(result: ModelResult) -> dict[str, tuple[float, str]]:
+    if result.is_classifier:
+        pooled = result.metrics["pooled"]
+        return {k: (pooled[k], "all test slices pooled, threshold 0.5") for k in
+                ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")}
+    from bratslib.chapter import reproduced_values
+    from bratslib.evaluate import Evaluation
+
+    evaluation = Evaluation(result.per_case, result.metrics["summary"], result.metrics.get("pooled_dice", float("nan")))
+    return reproduced_values(evaluation, result.best)
+
+
+def _verdict(report: float, ours: float | None, kind: str | None) -> str:
+    if ours is None or not np.isfinite(ours):
+        return "not reproduced"
+    if kind != "real":
+        return "not comparable: synthetic data"
+    gap = ours - report
+    return "agrees (within ±0.05)" if abs(gap) <= AGREEMENT else f"differs by {gap:+.3f}"
+
+
+def claim_table(claims: Mapping[str, Any], results: Mapping[str, ModelResult], provenance: Mapping[str, Any]) -> list[dict]:
+    """Every claim of the claims file beside the reproduced value, with a verdict.
+
+    Rows: ``chapter``, ``model`` (the report's name), ``claim``, ``where``, ``report``,
+    ``reproduced`` (None if not), ``measures`` (what the reproduced number is, or why there
+    is none), ``data`` and ``verdict``.  The quantum chapter's claims (about the hybrid) are
+    answered by the quantum classifier; the ``report`` entry's by all models together.
+    """
+    by_chapter: dict[str, ModelResult] = {}
+    for name, result in results.items():
+        chapter = MODEL_CHAPTERS.get(name, (name,))[0]
+        if chapter == "quantum" and name != "quantum_classifier":
+            continue
+        by_chapter[chapter] = result
+    overall = _overall_values(results)
+    rows = []
+    for chapter, entry in claims.items():
+        if not isinstance(entry, dict) or "claims" not in entry:
+            continue
+        result = by_chapter.get(chapter)
+        ours = overall if chapter == "report" else (_reproduced(result) if result is not None else {})
+        data = provenance.get("description") if (result is not None or chapter == "report") else None
+        for claim in entry["claims"]:
+            value, measures = ours.get(claim["key"], (None, None))
+            if measures is None:
+                measures = ("not reproduced: its chapter has no finished run on this data" if result is None and chapter != "report"
+                            else "not reproduced: this book has no measurement that matches it")
+            rows.append({"chapter": chapter, "model": entry["model"], "claim": claim["label"], "where": claim["where"],
+                         "report": claim["value"], "reproduced": value, "measures": measures, "data": data,
+                         "verdict": _verdict(claim["value"], value, provenance.get("kind"))})
+    return rows
+
+
+def _overall_values(results: Mapping[str, ModelResult]) -> dict[str, tuple[float, str]]:
+    """The ``report`` entry's claims, from all segmentation runs together."""
+    seg = {m: r for m, r in results.items() if not r.is_classifier}
+    if not seg:
+        return {}
+    values = {m: _reproduced(r) for m, r in seg.items()}
+    iou = {m: v["mean_iou"][0] for m, v in values.items()}
+    best = max(iou, key=iou.get)
+    losses = [r.best.get("val_loss", np.nan) for r in seg.values()]
+    label = MODEL_CHAPTERS.get(best, (best, best))[1]
+    return {
+        "accuracy_all": (float(np.mean([v["accuracy"][0] for v in values.values()])),
+                         f"mean voxel accuracy of the {len(seg)} segmentation models"),
+        "val_loss_min": (float(np.nanmin(losses)), "lowest validation loss at the best epoch (Dice + focal loss)"),
+        "val_loss_max": (float(np.nanmax(losses)), "highest validation loss at the best epoch (Dice + focal loss)"),
+        "best_mean_iou": (iou[best], f"best mean IoU: {label}"),
+        "best_class_dice": (values[best]["dice_class_mean"][0], f"mean class Dice of the best-IoU model, {label}"),
+    }
+
+
+__all__ = ["MODEL_CHAPTERS", "CLASSIFIERS", "AGREEMENT", "ModelResult", "collect_runs", "bootstrap_ci",
+           "paired_comparison", "claim_table"]
