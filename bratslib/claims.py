@@ -86,6 +86,8 @@ def reproduced_values(evaluation, best: Mapping[str, float]) -> dict[str, tuple[
         "train_dice": (best.get("dice_tumour", np.nan), "training mean Dice of the 3 tumour classes " + at_best),
         "val_dice": (best.get("val_dice_tumour", np.nan), "validation mean Dice of the 3 tumour classes " + at_best),
         "test_dice": (evaluation.pooled_dice, "all-voxel Dice, background included, pooled over the test cases"),
+        "test_loss": (np.nan, "not reproduced: the book scores the test cases with metrics on the original grid, "
+                              "not with the training loss"),
     })
     for key in (*CLASS_ROWS, *REGION_ROWS, *HD95_ROWS):
         values[key] = (evaluation.mean(key), per_case)

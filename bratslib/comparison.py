@@ -172,7 +172,8 @@ def claim_table(claims: Mapping[str, Any], results: Mapping[str, ModelResult], p
 
     Rows: ``chapter``, ``model`` (the report's name), ``claim``, ``where``, ``report``,
     ``reproduced`` (None if not), ``measures`` (what the reproduced number is, or why there
-    is none), ``data`` and ``verdict``.  The quantum chapter's claims (about the hybrid) are
+    is none), ``data``, ``interval`` (the 95 % bootstrap interval over the test cases when
+    the reproduced number is a mean over cases, else None) and ``verdict``.  The quantum chapter's claims (about the hybrid) are
     answered by the quantum classifier; the ``report`` entry's by all models together.
     """
     by_chapter: dict[str, ModelResult] = {}
@@ -191,13 +192,30 @@ def claim_table(claims: Mapping[str, Any], results: Mapping[str, ModelResult], p
         data = provenance.get("description") if (result is not None or chapter == "report") else None
         for claim in entry["claims"]:
             value, measures = ours.get(claim["key"], (None, None))
+            cases = _per_case_values(result, claim["key"]) if result is not None and chapter != "report" else None
             if measures is None:
                 measures = ("not reproduced: its chapter has no finished run on this data" if result is None and chapter != "report"
                             else "not reproduced: this book has no measurement that matches it")
             rows.append({"chapter": chapter, "model": entry["model"], "claim": claim["label"], "where": claim["where"],
                          "report": claim["value"], "reproduced": value, "measures": measures, "data": data,
+                         "interval": bootstrap_ci(cases) if cases is not None else None,
                          "verdict": _verdict(claim["value"], value, provenance.get("kind"))})
     return rows
+
+
+def _per_case_values(result: ModelResult, key: str) -> np.ndarray | None:
+    """The per-case values behind a reproduced mean (for its bootstrap interval), or None
+    when the reproduced number is not a mean over cases (pooled values, training logs)."""
+    if result.is_classifier or not result.per_case:
+        return None
+    from bratslib.claims import CLASS_ROWS
+
+    if key in ("dice_class_mean", "dice_tumour_mean"):
+        keys = list(CLASS_ROWS) if key == "dice_class_mean" else list(CLASS_ROWS)[1:]
+        return np.mean([result.values(k) for k in keys], axis=0)
+    if key in result.per_case[0] and key != "case_id":
+        return result.values(key)
+    return None
 
 
 def _overall_values(results: Mapping[str, ModelResult]) -> dict[str, tuple[float, str]]:

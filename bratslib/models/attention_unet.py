@@ -32,7 +32,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from bratslib.models.unet2d import conv_block
+from bratslib.models.unet2d import check_size, conv_block, encoder
 
 
 def attention_gate(x, g, inter_filters: int, name: str = "att"):
@@ -76,24 +76,9 @@ def build_attention_unet(
 
     The gates add 3.4% to the 2-D U-Net of the same setting.
     """
-    height, width = input_shape[:2]
-    factor = 2**depth
-    if height % factor or width % factor:
-        raise ValueError(
-            f"input size {height}x{width} must be divisible by 2**depth = {factor} (depth={depth})"
-        )
-
+    check_size(input_shape[:2], depth)
     inputs = keras.Input(shape=input_shape, name="images")
-
-    # Encoder: keep each level's features for the skip connection, then halve the size.
-    x, skips = inputs, []
-    for level in range(depth):
-        x = conv_block(x, base_filters * 2**level, batch_norm, name=f"enc{level}")
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
-
-    x = conv_block(x, base_filters * 2**depth, batch_norm, name="bottleneck")
-    x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
+    x, skips = encoder(inputs, base_filters, depth, dropout, batch_norm)
 
     # Decoder: gate the skip with the coarser features, then upsample, join and convolve.
     for level in reversed(range(depth)):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from bratslib.models.unet2d import BN_MOMENTUM, conv_block
+from bratslib.models.unet2d import BN_MOMENTUM, check_size, conv_block
 
 
 @keras.saving.register_keras_serializable(package="bratslib")
@@ -144,10 +144,7 @@ def build_transunet(
     """
     height, width = input_shape[:2]
     factor = 2**depth
-    if height % factor or width % factor:
-        raise ValueError(
-            f"input size {height}x{width} must be divisible by 2**depth = {factor} (depth={depth})"
-        )
+    check_size((height, width), depth)
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim = {embed_dim} must be divisible by num_heads = {num_heads}")
 

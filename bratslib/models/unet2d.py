@@ -37,6 +37,28 @@ def conv_block(x, filters: int, batch_norm: bool = True, name: str = "block"):
     return x
 
 
+def check_size(size, depth: int) -> None:
+    """Raise ValueError unless each spatial size (H, W) divides by ``2**depth`` (one halving per level)."""
+    factor = 2**depth
+    if any(n % factor for n in size):
+        raise ValueError(f"input size {'x'.join(map(str, size))} must be divisible by 2**depth = {factor} (depth={depth})")
+
+
+def encoder(inputs, base_filters: int, depth: int, dropout: float, batch_norm: bool = True):
+    """The contracting path and the bottleneck: returns (bottleneck features, skips by level).
+
+    Level ``l`` is a :func:`conv_block` of ``base_filters * 2**l`` filters, kept as the skip
+    connection, then a 2x2 max-pooling; the bottleneck has ``base_filters * 2**depth`` and dropout.
+    """
+    x, skips = inputs, []
+    for level in range(depth):
+        x = conv_block(x, base_filters * 2**level, batch_norm, name=f"enc{level}")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    x = conv_block(x, base_filters * 2**depth, batch_norm, name="bottleneck")
+    return layers.Dropout(dropout, name="bottleneck_dropout")(x), skips
+
+
 def build_unet2d(
     input_shape: tuple[int, int, int] = (128, 128, 2),
     n_classes: int = 4,
@@ -66,24 +88,9 @@ def build_unet2d(
 
     Each extra level multiplies the count by about 4, as does doubling ``base_filters``.
     """
-    height, width = input_shape[:2]
-    factor = 2**depth
-    if height % factor or width % factor:
-        raise ValueError(
-            f"input size {height}x{width} must be divisible by 2**depth = {factor} (depth={depth})"
-        )
-
+    check_size(input_shape[:2], depth)
     inputs = keras.Input(shape=input_shape, name="images")
-
-    # Encoder: keep each level's features for the skip connection, then halve the size.
-    x, skips = inputs, []
-    for level in range(depth):
-        x = conv_block(x, base_filters * 2**level, batch_norm, name=f"enc{level}")
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
-
-    x = conv_block(x, base_filters * 2**depth, batch_norm, name="bottleneck")
-    x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
+    x, skips = encoder(inputs, base_filters, depth, dropout, batch_norm)
 
     # Decoder: double the size, join the encoder's features of that size, convolve.
     for level in reversed(range(depth)):

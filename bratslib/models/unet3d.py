@@ -32,7 +32,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from bratslib.models.unet2d import BN_MOMENTUM
+from bratslib.models.unet2d import BN_MOMENTUM, check_size
 
 
 def conv_block3d(x, filters: int, batch_norm: bool = True, name: str = "block"):
@@ -77,10 +77,7 @@ def build_unet3d(
     doubling of ``base_filters`` multiplies it by about 4.
     """
     spatial = input_shape[:3]
-    factor = 2**depth
-    if any(n % factor for n in spatial):
-        size = "x".join(map(str, spatial))
-        raise ValueError(f"input size {size} must be divisible by 2**depth = {factor} (depth={depth})")
+    check_size(spatial, depth)
 
     inputs = keras.Input(shape=input_shape, name="images")
 
