@@ -422,10 +422,20 @@ def plotly_js() -> Path:
     return path
 
 
-def _hide_injected_parameters(executed: Path) -> bytes:
-    """The executed notebook with papermill's injected-parameters cell removed from the page.
+#: stderr lines that TensorFlow's C++ runtime prints when it starts, before any Python logging
+#: setting applies (absl's banner, oneDNN and CPU-feature notes): dropped from the book's pages.
+_RUNTIME_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWE]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] .*"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.)$"
+)
 
-    The injected cell holds build-machine paths; each chapter says which data it used.
+
+def _page_notebook(executed: Path) -> bytes:
+    """The executed notebook as the book shows it: papermill's injected-parameters cell
+    removed from the page (it holds build-machine paths; each chapter says which data it
+    used), and TensorFlow's start-up log lines (:data:`_RUNTIME_NOISE`) dropped from stderr.
+    The executed copy itself keeps everything, for inspection.
     """
     import nbformat
 
@@ -434,6 +444,16 @@ def _hide_injected_parameters(executed: Path) -> bytes:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = [*tags, "remove-cell"]
+        outputs = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                kept = [line for line in output["text"].splitlines(keepends=True) if not _RUNTIME_NOISE.match(line.rstrip("\n"))]
+                if not "".join(kept).strip():
+                    continue
+                output["text"] = "".join(kept)
+            outputs.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
     return nbformat.writes(nb).encode("utf-8")
 
 
@@ -465,7 +485,7 @@ def stage_book(root: str | os.PathLike, executed_dir: str | os.PathLike, site_di
                     f"{rel}: no successful executed copy in {executed_dir} "
                     "(run `python -m bratslib book execute` or `make book` first)"
                 )
-            wanted[rel] = lambda executed=executed: _hide_injected_parameters(executed)
+            wanted[rel] = lambda executed=executed: _page_notebook(executed)
         else:
             wanted[rel] = path.read_bytes
     wanted[Path("_static/plotly.min.js")] = plotly_js().read_bytes

@@ -402,3 +402,23 @@ def test_markdown_table_aligns_numbers_and_escapes_pipes():
 
     text = markdown_table(["model", "dice"], [("a|b", 0.5), ("c", 1)]).data
     assert text.splitlines() == ["| model | dice |", "|---|---:|", "| a\\|b | 0.5 |", "| c | 1 |"]
+
+
+def test_pages_drop_tensorflow_start_up_logs_but_keep_real_warnings(tmp_path: Path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import tensorflow")])
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1795622548.623329   25907 port.cc:153] oneDNN custom operations are on.\n")),
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            "E0000 00:00:1795619834.137034   19380 util.cc:131] oneDNN supports DT_INT32 only on AVX-512.\n"
+            "model.py:98: PretrainedWeightsWarning: the encoder is randomly initialised\n")),
+        nbformat.v4.new_output("stream", name="stdout", text="I0000 printed by the chapter itself stays\n"),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    page = nbformat.reads(book._page_notebook(path).decode(), as_version=4)
+    outputs = page.cells[0].outputs
+    assert [o.name for o in outputs] == ["stderr", "stdout"]
+    assert outputs[0].text == "model.py:98: PretrainedWeightsWarning: the encoder is randomly initialised\n"
+    assert nbformat.read(path, as_version=4).cells[0].outputs[0].text.startswith("WARNING: All log")  # copy untouched
