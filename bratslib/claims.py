@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,8 @@ def load_claims(chapter: str, path: str | os.PathLike | None = None) -> dict[str
         FileNotFoundError: no claims file (bratslib installed without the book's checkout).
         KeyError: no entry for ``chapter``.
     """
-    import yaml
-
     path = Path(path) if path is not None else CLAIMS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the report's claims are read from the book's checkout (book/claims.yml)")
-    claims = yaml.safe_load(path.read_text())
+    claims = load_all_claims(path)
     if chapter not in claims:
         raise KeyError(f"{path} has no entry {chapter!r}; entries: {', '.join(claims)}")
     entry = claims[chapter]
@@ -123,6 +120,8 @@ def load_all_claims(path: str | os.PathLike | None = None) -> dict[str, Any]:
     import yaml
 
     path = Path(path) if path is not None else CLAIMS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the report's claims are read from the book's checkout (book/claims.yml)")
     return yaml.safe_load(path.read_text())
 
 

@@ -31,8 +31,8 @@ import numpy as np
 
 from bratslib.data.cache import CachedCase, PreprocessedCache, as_float32
 from bratslib.data.cases import load_case, save_label_map
-from bratslib.data.layout import CaseFiles, case_files, find_cases
-from bratslib.data.preprocess import N_CLASSES, one_hot, resize_back, to_brats_labels
+from bratslib.data.layout import CaseFiles, find_cases
+from bratslib.data.preprocess import one_hot, resize_back, to_brats_labels
 from bratslib.metrics import PooledDice, evaluate_case, summarise
 from bratslib.results import Run
 

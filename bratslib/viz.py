@@ -40,6 +40,9 @@ BOOK_RENDERER = "bratslib_book"
 #: Environment variable that makes :data:`BOOK_RENDERER` the default renderer.
 BOOK_BUILD_ENV = "BRATSLIB_BOOK_BUILD"
 
+#: Line and bar colours of the figures that compare series (plotly's default sequence).
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
 #: Overlay colour of each tumour label (necrotic core, oedema, enhancing tumour).
 LABEL_COLOURS: dict[int, str] = {1: "#e6194b", 2: "#3cb44b", 4: "#ffe119"}
 
@@ -470,13 +473,12 @@ def history_figure(
     history = list(history)
     epochs = [int(row["epoch"]) + 1 for row in history]
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.07)
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
     for col, keys in enumerate(panels.values(), start=1):
         for k, key in enumerate(keys):
             if not history or key not in history[0]:
                 continue
             fig.add_trace(go.Scatter(x=epochs, y=[row[key] for row in history], name=key, mode="lines+markers",
-                                     line=dict(color=palette[k % len(palette)], dash="solid" if key.startswith("val_") else "dot"),
+                                     line=dict(color=_PALETTE[k % len(_PALETTE)], dash="solid" if key.startswith("val_") else "dot"),
                                      legendgroup=key, showlegend=True), row=1, col=col)
         if best_epoch is not None:
             fig.add_vline(x=best_epoch + 1, line=dict(color="grey", dash="dot"), row=1, col=col)
@@ -537,7 +539,6 @@ def model_stages_table(model) -> "IPython.display.Markdown":  # noqa: F821
 
 # ----------------------------------------------------------------------------- comparing models
 
-_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
 def interval_bars(

@@ -33,7 +33,7 @@ import keras
 from keras import layers
 
 from bratslib.models.backbones import resnet50_encoder
-from bratslib.models.unet2d import BN_MOMENTUM
+from bratslib.models.unet2d import BN_MOMENTUM, check_size
 
 
 def convolution_block(x, filters: int, kernel_size: int = 3, dilation_rate: int = 1, name: str = "conv"):
@@ -91,9 +91,7 @@ def build_deeplabv3plus(
     The encoder, ResNet50 up to stage 4, holds 8,589,184 of them (8,558,592 trainable); the
     three atrous 3x3 convolutions on its 1024 channels hold 2.4 million each.
     """
-    height, width = input_shape[:2]
-    if height % 16 or width % 16:
-        raise ValueError(f"input size {height}x{width} must be divisible by 16 (the ASPP's output stride)")
+    check_size(input_shape[:2], 4, "the ASPP's output stride")
 
     encoder, weights_used = resnet50_encoder(input_shape, encoder_weights)
     _, low_level, _, features, _ = encoder.outputs  # strides 2, 4, 8, 16 and 32

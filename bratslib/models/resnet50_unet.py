@@ -26,7 +26,7 @@ import keras
 from keras import layers
 
 from bratslib.models.backbones import resnet50_encoder
-from bratslib.models.unet2d import conv_block
+from bratslib.models.unet2d import check_size, conv_block
 
 
 def build_resnet50_unet(
@@ -63,9 +63,7 @@ def build_resnet50_unet(
     The encoder holds 23,587,712 of them (23,534,592 trainable); most of the decoder's sit in
     its first block, whose input has 2048 + 1024 channels.
     """
-    height, width = input_shape[:2]
-    if height % 32 or width % 32:
-        raise ValueError(f"input size {height}x{width} must be divisible by 32 (ResNet50's output stride)")
+    check_size(input_shape[:2], 5, "ResNet50's output stride")
     if len(decoder_filters) != 5:
         raise ValueError(f"decoder_filters needs one count per upsampling step (5), got {decoder_filters!r}")
 

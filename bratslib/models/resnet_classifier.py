@@ -59,11 +59,17 @@ def conv_bn(x, filters: int, kernel_size: int, strides: int = 1, relu: bool = Tr
 def basic_block(x, filters: int, strides: int = 1, name: str = "block"):
     """ResNet basic block: conv3x3-BN-ReLU, conv3x3-BN, plus the shortcut, then ReLU.
 
-    The shortcut is ``x`` itself when the shapes match, else a strided 1x1 conv with BN.
+    The shortcut is ``x`` itself when the shapes match, else a strided 1x1 conv with BN,
+    computed as every ``strides``-th pixel followed by a 1x1 convolution: the same numbers,
+    but TensorFlow 2.21's oneDNN CPU kernels crash the process (heap corruption) when they
+    train a strided 1x1 convolution with few channels in graph mode, which is how Keras trains
+    on a machine without a GPU (tests/test_transunet.py checks).
     """
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = conv_bn(x, filters, 1, strides, relu=False, name=f"{name}_shortcut")
+        if strides != 1:
+            shortcut = layers.MaxPooling2D(1, strides=strides, name=f"{name}_subsample")(shortcut)
+        shortcut = conv_bn(shortcut, filters, 1, relu=False, name=f"{name}_shortcut")
     x = conv_bn(x, filters, 3, strides, name=f"{name}_1")
     x = conv_bn(x, filters, 3, relu=False, name=f"{name}_2")
     x = layers.Add(name=f"{name}_add")([x, shortcut])

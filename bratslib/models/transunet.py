@@ -34,6 +34,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from bratslib.models.resnet_classifier import basic_block
 from bratslib.models.unet2d import BN_MOMENTUM, check_size, conv_block
 
 
@@ -58,27 +59,6 @@ class PositionEmbedding(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev}
-
-
-def residual_block(x, filters: int, strides: int = 1, name: str = "block"):
-    """ResNet basic block: conv 3x3 (strided) - BN - ReLU - conv 3x3 - BN, plus a shortcut."""
-    shortcut = x
-    if strides != 1 or x.shape[-1] != filters:
-        # Keep every strides-th pixel, then a 1x1 convolution: the same as a strided 1x1
-        # convolution, which TensorFlow 2.21's oneDNN CPU kernels crash on (heap corruption)
-        # when training in graph mode with few channels (tests/test_transunet.py checks).
-        if strides != 1:
-            shortcut = layers.MaxPooling2D(1, strides=strides, name=f"{name}_subsample")(shortcut)
-        shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_shortcut")(shortcut)
-        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(shortcut)
-    for k, s in ((1, strides), (2, 1)):
-        x = layers.Conv2D(filters, 3, strides=s, padding="same", use_bias=False,
-                          kernel_initializer="he_normal", name=f"{name}_conv{k}")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{k}")(x)
-        if k == 1:
-            x = layers.Activation("relu", name=f"{name}_relu1")(x)
-    x = layers.Add(name=f"{name}_add")([x, shortcut])
-    return layers.Activation("relu", name=f"{name}_relu2")(x)
 
 
 def transformer_block(x, num_heads: int, mlp_dim: int, dropout: float, name: str = "transformer"):
@@ -151,10 +131,10 @@ def build_transunet(
     inputs = keras.Input(shape=input_shape, name="images")
 
     # CNN encoder: keep each level's features for the skip connection; each level halves.
-    x, skips = residual_block(inputs, base_filters, name="enc0"), []
+    x, skips = basic_block(inputs, base_filters, name="enc0"), []
     for level in range(1, depth + 1):
         skips.append(x)
-        x = residual_block(x, base_filters * 2**level, strides=2, name=f"enc{level}")
+        x = basic_block(x, base_filters * 2**level, strides=2, name=f"enc{level}")
 
     # Transformer encoder on the deepest map: one token per pixel, plus its position.
     h, w = height // factor, width // factor

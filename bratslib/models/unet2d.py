@@ -37,11 +37,13 @@ def conv_block(x, filters: int, batch_norm: bool = True, name: str = "block"):
     return x
 
 
-def check_size(size, depth: int) -> None:
-    """Raise ValueError unless each spatial size (H, W) divides by ``2**depth`` (one halving per level)."""
+def check_size(size, depth: int, why: str | None = None) -> None:
+    """Raise ValueError unless each spatial size divides by ``2**depth`` (one halving per
+    level); ``why`` names the reason in the message (default: the depth)."""
     factor = 2**depth
     if any(n % factor for n in size):
-        raise ValueError(f"input size {'x'.join(map(str, size))} must be divisible by 2**depth = {factor} (depth={depth})")
+        reason = f"by {factor} ({why})" if why else f"by 2**depth = {factor} (depth={depth})"
+        raise ValueError(f"input size {'x'.join(map(str, size))} must be divisible {reason}")
 
 
 def encoder(inputs, base_filters: int, depth: int, dropout: float, batch_norm: bool = True):
