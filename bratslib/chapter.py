@@ -41,7 +41,11 @@ class ChapterSetup:
         seed: seeds the split, the weights and the data order.
         settings: :func:`bratslib.profiles.profile_settings` with the chapter's overrides.
         data_root: the folder of cases (:func:`bratslib.data.source.resolve_data_dir`).
-        provenance: :func:`bratslib.data.source.data_provenance` of it.
+        provenance: :func:`bratslib.data.source.data_provenance` of it; once
+            :meth:`datasets` has left bad cases out, also ``skipped_cases`` (id -> error),
+            which every run's ``data.json`` then records.
+        skip_bad_cases: leave out (and log) cases that cannot be read instead of stopping at
+            the first (:func:`~bratslib.data.generators.make_datasets`).
     """
 
     chapter: str
@@ -50,15 +54,16 @@ class ChapterSetup:
     settings: dict[str, Any]
     data_root: Path
     provenance: dict[str, Any]
+    skip_bad_cases: bool = False
 
     @classmethod
     def create(cls, chapter: str, profile: str, *, data_dir: str | os.PathLike | None = None, n_cases: int = 20,
-               seed: int = 0, **overrides: Any) -> ChapterSetup:
+               seed: int = 0, skip_bad_cases: bool = False, **overrides: Any) -> ChapterSetup:
         """Settings of ``chapter`` under ``profile`` (``overrides`` that are None are ignored),
         and the data: ``data_dir``, or the synthetic data set of ``n_cases`` cases and ``seed``."""
         settings = profile_settings(chapter, profile, **overrides)
         root = resolve_data_dir(data_dir, synthetic_cases=n_cases, seed=seed)
-        return cls(chapter, profile, seed, settings, root, data_provenance(root))
+        return cls(chapter, profile, seed, settings, root, data_provenance(root), bool(skip_bad_cases))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -85,11 +90,18 @@ class ChapterSetup:
         task = {}
         if "min_tumour_pixels" in s:  # slice classification: tumour / no tumour
             task = {"dataset_class": TumourSliceDataset, "min_tumour_pixels": s["min_tumour_pixels"]}
-        return make_datasets(self.data_root, mode=s["mode"], modalities=s["modalities"], size=s["size"],
+        made = make_datasets(self.data_root, mode=s["mode"], modalities=s["modalities"], size=s["size"],
                              seed=self.seed, cache_dir=cache_dir, batch_size=s["batch_size"],
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],
-                             foreground_fraction=s["foreground_fraction"],
+                             foreground_fraction=s["foreground_fraction"], skip_bad_cases=self.skip_bad_cases,
                              augment=AugmentConfig() if s["augment"] else None, progress=progress, **task)
+        if made.skipped:
+            print(f"{len(made.skipped)} case(s) left out because they cannot be read (skip_bad_cases=True); "
+                  "recorded in every run's data.json:")
+            for case_id, error in made.skipped.items():
+                print(f"  {error}")
+            self.provenance = {**self.provenance, "skipped_cases": dict(made.skipped)}
+        return made
 
     def train(self, builder: Callable[..., Any], datasets: Datasets, *,
               results_dir: str | os.PathLike | None = None, extra_model_kwargs: Mapping[str, Any] | None = None,

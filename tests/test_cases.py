@@ -8,6 +8,7 @@ and says what is wrong, both from ``load_case`` and from ``check``.
 from __future__ import annotations
 
 import gzip
+import io
 import shutil
 from pathlib import Path
 
@@ -185,11 +186,25 @@ def _replace_data(path: Path, fn) -> None:
     nib.save(nib.Nifti1Image(fn(np.asanyarray(img.dataobj)), img.affine), path)  # dtype of the new data
 
 
+def _set_header_shape(path: Path, shape) -> None:
+    """Rewrite only the header's shape (the voxel bytes stay): a header that lies about its data."""
+    gz = path.name.endswith(".gz")
+    raw = gzip.decompress(path.read_bytes()) if gz else path.read_bytes()
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+    header.set_data_shape(shape)
+    raw = header.binaryblock + raw[len(header.binaryblock):]
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
 FAULTS = {
     "missing modality": (lambda f: (f / f"{f.name}_t1.nii").unlink(), None, "missing modality t1"),
     "zero-byte file": (lambda f: (f / f"{f.name}_t2.nii").write_bytes(b""), "t2", "empty file (0 bytes)"),
     "truncated .nii": (lambda f: _truncate(f / f"{f.name}_flair.nii", 400), "flair", "truncated file"),
     "garbage bytes": (lambda f: (f / f"{f.name}_t1ce.nii").write_bytes(b"this is not a NIfTI file" * 40), "t1ce", "not a readable NIfTI file"),
+    "header shape smaller than its data": (lambda f: _set_header_shape(f / f"{f.name}_t1.nii", (24, 20, 10)), "t1",
+                                           "header shape does not match the data: shape (24, 20, 10)"),
+    "header shape larger than its data": (lambda f: _set_header_shape(f / f"{f.name}_t1.nii", (24, 20, 14)), "t1",
+                                          "truncated file: header promises"),
     "different shapes": (lambda f: _replace_data(f / f"{f.name}_t2.nii", lambda a: a[:-2]), "t2", "shape (22, 20, 12) differs"),
     "different affines": (
         lambda f: nib.save(nib.Nifti1Image(np.asanyarray(nib.load(f / f"{f.name}_t1.nii", mmap=False).dataobj), AFFINE @ np.diag([2.0, 1, 1, 1])), f / f"{f.name}_t1.nii"),
@@ -240,6 +255,29 @@ def test_truncated_nii_gz_is_named(tmp_path: Path):
     assert len(rows) == 1 and rows[0][1] == flair.name and "corrupt" in rows[0][2], rows
     with pytest.raises(BratsDataError, match="BraTS20_Training_007.*flair.nii.gz.*corrupt"):
         load_case(folder).flair
+
+
+def test_nii_gz_whose_header_shape_is_smaller_than_its_data_is_named(tmp_path: Path):
+    # every file of the case rewritten with the same, wrong shape: the geometry agrees, the
+    # voxels do not (nibabel alone would read the first 10 of 12 slices and say nothing)
+    folder = write_case(tmp_path, "BraTS20_Training_008", ext=".nii.gz")
+    for path in sorted(folder.iterdir()):
+        _set_header_shape(path, (24, 20, 10))
+    rows = problems_of(tmp_path)
+    assert {r[1] for r in rows} == {p.name for p in folder.iterdir()}, rows
+    assert all("header shape does not match the data: shape (24, 20, 10)" in r[2] for r in rows), rows
+    by_file = {r[1]: r[2] for r in rows}  # two slices of 24 x 20: int16 images, uint8 labels
+    assert "(1,920 bytes more)" in by_file["BraTS20_Training_008_flair.nii.gz"]
+    assert "(960 bytes more)" in by_file["BraTS20_Training_008_seg.nii.gz"]
+    with pytest.raises(BratsDataError, match="BraTS20_Training_008.*flair.nii.gz.*header shape does not match"):
+        load_case(folder).flair
+
+
+def test_a_few_trailing_padding_bytes_are_tolerated(tmp_path: Path):
+    folder = write_case(tmp_path, "BraTS20_Training_009")
+    with open(folder / "BraTS20_Training_009_t2.nii", "ab") as f:
+        f.write(b"\0" * 8)
+    assert problems_of(tmp_path) == []
 
 
 def test_check_reports_every_problem_in_one_pass(root: Path):

@@ -51,3 +51,25 @@ def test_claims_rows_show_every_claim_and_say_when_nothing_was_measured():
     rows = claims_rows(claims, ours)
     assert rows[0] == ("mean IoU", "0.6300", "0.5000", "per case", "Table 3.1")
     assert rows[1][2] == "n/a" and rows[1][3] == "not measured by this chapter"
+
+
+def test_skipped_cases_reach_the_provenance_that_runs_record(tiny_dataset, tmp_path):
+    import shutil
+
+    from bratslib.data import BratsDataError
+    from tests.conftest import write_tiny_case
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    bad = write_tiny_case(root, "BraTS20_Training_007", seed=7)
+    (bad / "BraTS20_Training_007_seg.nii.gz").write_bytes(b"not a NIfTI file")
+    strict = ChapterSetup.create("unet2d", "tiny", data_dir=root)
+    with pytest.raises(BratsDataError, match="BraTS20_Training_007.*_seg.nii.gz.*corrupt compressed file.*not a gzip file"):
+        strict.datasets(tmp_path / "cache", progress=False)
+    assert "skipped_cases" not in strict.provenance
+
+    lenient = ChapterSetup.create("unet2d", "tiny", data_dir=root, skip_bad_cases=True)
+    data = lenient.datasets(tmp_path / "cache", progress=False)
+    assert list(data.skipped) == ["BraTS20_Training_007"]
+    assert lenient.provenance["skipped_cases"] == data.skipped
+    assert lenient.provenance["n_cases"] == 7  # the folder's cases; 6 of them used

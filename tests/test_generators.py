@@ -285,3 +285,47 @@ def test_tumour_slice_dataset_balances_the_training_draw(cached_2d):
     assert len(drawn) == 20 and sum(int(i) in tumour for i in drawn) >= 10
     ys = np.concatenate([ds[k][1] for k in range(len(ds))])
     assert ys[:, 1].sum() >= 10
+
+
+def _copy_with_a_bad_case(tiny_dataset, tmp_path, fault):
+    """The six tiny cases plus a seventh, BraTS20_Training_007, damaged by ``fault(folder)``."""
+    import shutil
+
+    from tests.conftest import write_tiny_case
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    fault(write_tiny_case(root, "BraTS20_Training_007", seed=7))
+    return root
+
+
+@pytest.mark.parametrize("fault", ["missing modality", "corrupt voxels"])
+def test_a_bad_case_stops_make_datasets_unless_skipped_explicitly(tiny_dataset, tmp_path, caplog, fault):
+    import gzip
+    import json
+
+    from bratslib.data import BratsDataError
+
+    def damage(folder):
+        if fault == "missing modality":
+            (folder / f"{folder.name}_t1ce.nii.gz").unlink()
+        else:  # a .nii.gz cut short: the header reads, the voxels do not
+            path = folder / f"{folder.name}_flair.nii.gz"
+            path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()))[:-200])
+
+    root = _copy_with_a_bad_case(tiny_dataset, tmp_path, damage)
+    words = "missing modality t1ce" if fault == "missing modality" else "flair.nii.gz: truncated or corrupt"
+    with pytest.raises(BratsDataError, match=f"BraTS20_Training_007.*{words}"):
+        make_datasets(root, size=32, cache_dir=tmp_path / "cache", progress=False)
+
+    with caplog.at_level("WARNING"):
+        data = make_datasets(root, size=32, cache_dir=tmp_path / "cache", progress=False, skip_bad_cases=True,
+                             split_path=tmp_path / "split.json")
+    assert list(data.skipped) == ["BraTS20_Training_007"] and words.split(": ")[-1] in data.skipped["BraTS20_Training_007"]
+    assert "skipping case BraTS20_Training_007" in caplog.text
+    used = sorted(sum(data.split.values(), []))
+    assert used == [f"BraTS20_Training_00{k}" for k in range(1, 7)]
+    # the split of the good cases is the split of the data set without the bad one
+    clean = make_datasets(tiny_dataset, size=32, cache_dir=tmp_path / "cache", progress=False)
+    assert data.split == clean.split and clean.skipped == {}
+    assert json.loads((tmp_path / "split.json").read_text())["skipped"] == data.skipped

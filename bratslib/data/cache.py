@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -47,9 +48,11 @@ from typing import Literal
 
 import numpy as np
 
-from bratslib.data.cases import load_case
+from bratslib.data.cases import BratsDataError, load_case
 from bratslib.data.layout import CaseFiles, case_files
 from bratslib.data.preprocess import Normalization, brain_slices, preprocess_case
+
+log = logging.getLogger(__name__)
 
 #: Bump when the files written or the preprocessing they hold change meaning.
 CACHE_FORMAT_VERSION = 1
@@ -178,6 +181,8 @@ class PreprocessedCache:
             "normalize": normalize,
             "dtype": np.dtype(dtype).name,
         }
+        #: Cases left out by ``build(..., skip_bad=True)``: case id -> the error, in words.
+        self.skipped: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"PreprocessedCache({str(self.folder)!r})"
@@ -193,7 +198,8 @@ class PreprocessedCache:
     def _sources(self, files: CaseFiles) -> list[Path]:
         missing = [m for m in self.settings["modalities"] if m not in files.images]
         if missing:
-            raise FileNotFoundError(f"{files.case_id}: no {missing[0]} file in {files.folder}")
+            raise BratsDataError(files.case_id, files.folder, f"missing modality {missing[0]} "
+                                 f"(expected {files.case_id}_{missing[0]}.nii or .nii.gz)")
         return [files.images[m] for m in self.settings["modalities"]] + ([files.seg] if files.seg else [])
 
     def key(self, files: CaseFiles) -> str:
@@ -224,21 +230,43 @@ class PreprocessedCache:
             self._write(files, path)
         return CachedCase(path)
 
-    def build(self, cases: Iterable[CaseFiles | str | os.PathLike], progress: bool = True) -> list[CachedCase]:
+    def build(self, cases: Iterable[CaseFiles | str | os.PathLike], progress: bool = True,
+              skip_bad: bool = False) -> list[CachedCase]:
         """Make sure every case is cached; returns them in order.
 
-        With ``progress``, a tqdm bar counts the cases that had to be built.
+        With ``progress``, a tqdm bar counts the cases that had to be built.  A case that
+        cannot be read raises :class:`~bratslib.data.cases.BratsDataError` (naming the case,
+        the file and the problem); with ``skip_bad=True`` it is left out of the list instead,
+        logged as a warning and recorded in :attr:`skipped` (case id -> the error).  Cases
+        cached earlier passed every check when they were written and are not read again.
         """
         files = [c if isinstance(c, CaseFiles) else case_files(c) for c in cases]
-        paths = [self.path(f) for f in files]  # one stat of each source file
-        todo = [(f, p) for f, p in zip(files, paths) if not (p / "meta.json").is_file()]
+        paths: list[Path | None] = []
+        for f in files:
+            try:
+                paths.append(self.path(f))  # one stat of each source file
+            except BratsDataError as e:
+                self._skip_or_raise(e, skip_bad)
+                paths.append(None)
+        todo = [(f, p) for f, p in zip(files, paths) if p is not None and not (p / "meta.json").is_file()]
         if todo and progress:
             from tqdm import tqdm
 
             todo = tqdm(todo, desc=f"preprocessing into {self.folder.name}", unit="case", file=sys.stderr)
+        bad = set()
         for f, p in todo:
-            self._write(f, p)
-        return [CachedCase(p) for p in paths]
+            try:
+                self._write(f, p)
+            except BratsDataError as e:
+                self._skip_or_raise(e, skip_bad)
+                bad.add(p)
+        return [CachedCase(p) for p in paths if p is not None and p not in bad]
+
+    def _skip_or_raise(self, error: BratsDataError, skip_bad: bool) -> None:
+        if not skip_bad:
+            raise error
+        log.warning("skipping case %s (skip_bad): %s", error.case_id, error)
+        self.skipped[error.case_id] = str(error)
 
     def _write(self, files: CaseFiles, path: Path) -> None:
         """Preprocess one case into a temporary folder, then rename it to ``path``."""

@@ -12,9 +12,12 @@ The checks:
 
 ========================  ==============================================================
 header level (cheap)      file missing, empty (0 bytes), not a NIfTI file, not 3-D,
-                          truncated ``.nii`` (fewer bytes than the header promises),
+                          truncated ``.nii`` (fewer bytes than the header promises), a
+                          ``.nii`` with more voxel bytes than its header's shape accounts
+                          for (at least one row more: fewer trailing bytes pass as padding),
                           shape or affine differing between a case's files
-data level (reads voxels) corrupt or truncated ``.nii.gz``, NaN or Inf voxels, an image
+data level (reads voxels) corrupt or truncated ``.nii.gz``, a ``.nii.gz`` that decompresses
+                          to more than its header's shape, NaN or Inf voxels, an image
                           that is all zeros, labels outside {0, 1, 2, 4} or not integers
 ========================  ==============================================================
 """
@@ -91,22 +94,66 @@ def _open(path: Path) -> tuple[nib.Nifti1Image | None, list[str]]:
     if len(img.shape) != 3:
         return None, [f"expected a 3-D volume, header says shape {tuple(img.shape)}"]
     if not path.name.endswith(".gz"):
-        expected = int(img.dataobj.offset) + int(np.prod(img.shape)) * img.get_data_dtype().itemsize
+        expected = _expected_bytes(img)
         if size < expected:
             return None, [
                 f"truncated file: header promises {expected:,} bytes (shape {tuple(img.shape)}, "
                 f"{img.get_data_dtype()}), file holds {size:,}"
             ]
+        if size - expected >= _row_bytes(img):
+            return None, [_shape_mismatch(img, size)]
     return img, []
+
+
+def _expected_bytes(img: nib.Nifti1Image) -> int:
+    """Bytes of a NIfTI file (uncompressed) as its header describes it: offset + voxels."""
+    return int(img.dataobj.offset) + int(np.prod(img.shape)) * img.get_data_dtype().itemsize
+
+
+def _row_bytes(img: nib.Nifti1Image) -> int:
+    """Bytes of one row of voxels: trailing bytes fewer than this are tolerated as padding."""
+    return int(img.shape[0]) * img.get_data_dtype().itemsize
+
+
+def _shape_mismatch(img: nib.Nifti1Image, size: int) -> str:
+    expected = _expected_bytes(img)
+    return (f"header shape does not match the data: shape {tuple(img.shape)} of {img.get_data_dtype()} accounts "
+            f"for {expected:,} bytes, the file holds {size:,} ({size - expected:,} bytes more)")
+
+
+def _gzip_size_problems(img: nib.Nifti1Image) -> list[str]:
+    """For a ``.nii.gz`` whose voxels were read: does the stream hold more than the header says?
+
+    The gzip trailer's ISIZE (uncompressed size modulo 2**32, of the last member) is checked
+    first; only when it disagrees is the stream decompressed again to count its bytes (a
+    file of several gzip members would otherwise be misjudged).
+    """
+    path = Path(img.get_filename())
+    expected = _expected_bytes(img)
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        isize = int.from_bytes(f.read(4), "little")
+    if isize == expected % 2**32:
+        return []
+    import gzip
+
+    size = 0
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            size += len(chunk)
+    return [_shape_mismatch(img, size)] if size - expected >= _row_bytes(img) else []
 
 
 def _read(img: nib.Nifti1Image, *, float32: bool) -> tuple[np.ndarray | None, list[str]]:
     try:
-        if float32:
-            return img.get_fdata(dtype=np.float32, caching="unchanged"), []
-        return np.asanyarray(img.dataobj), []
+        data = img.get_fdata(dtype=np.float32, caching="unchanged") if float32 else np.asanyarray(img.dataobj)
     except (EOFError, zlib.error, OSError, ValueError) as e:
         return None, [f"truncated or corrupt voxel data ({type(e).__name__}: {e})"]
+    if str(img.get_filename()).endswith(".gz"):
+        problems = _gzip_size_problems(img)
+        if problems:
+            return None, problems
+    return data, []
 
 
 def _image_problems(data: np.ndarray) -> list[str]:

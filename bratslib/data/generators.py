@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import keras
@@ -297,6 +297,8 @@ class Datasets:
     test: _CachedDataset
     split: dict[str, list[str]]
     cache: PreprocessedCache
+    #: Cases left out because they could not be read (``skip_bad_cases=True``): id -> error.
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def make_datasets(
@@ -317,6 +319,7 @@ def make_datasets(
     foreground_fraction: float | None = None,
     val_samples: int | None = None,
     dataset_class: type[_CachedDataset] | None = None,
+    skip_bad_cases: bool = False,
     **dataset_kwargs,
 ) -> Datasets:
     """From a BraTS folder to train / val / test datasets, split by case.
@@ -331,11 +334,19 @@ def make_datasets(
     ``dataset_class`` replaces the class chosen by ``mode`` (e.g.
     :class:`TumourSliceDataset` for slice classification); other keyword arguments go to the
     dataset classes (``slices``, ``workers``, ``min_tumour_pixels``...).
+
+    A case that cannot be read stops everything with a
+    :class:`~bratslib.data.cases.BratsDataError` naming the case, the file and the problem.
+    With ``skip_bad_cases=True`` such cases are left out before the split, each logged as a
+    warning; ``Datasets.skipped`` and the split file (``split_path``) list them.
     """
-    cases = {c.case_id: c for c in find_cases(data_dir) if c.labeled}
-    split = split_cases(cases, fractions, seed)
+    cases = [c for c in find_cases(data_dir) if c.labeled]
     cache = PreprocessedCache(cache_dir, modalities, size, mode, normalize)
-    cached = dict(zip(cases, cache.build(cases.values(), progress=progress)))
+    cached = {c.case_id: c for c in cache.build(cases, progress=progress, skip_bad=skip_bad_cases)}
+    if not cached:
+        raise ValueError(f"{data_dir}: none of the {len(cases)} labeled cases could be read "
+                         f"({len(cache.skipped)} skipped, see the warnings)")
+    split = split_cases(cached, fractions, seed)
     cls = dataset_class or (SliceDataset if mode == "2d" else VolumeDataset)
     batch_size = batch_size or (16 if mode == "2d" else 1)
     made = {
@@ -346,5 +357,6 @@ def make_datasets(
         for name in SPLIT_NAMES
     }
     if split_path is not None:
-        save_split(split, split_path, seed=seed, fractions=list(fractions), data_dir=str(data_dir))
-    return Datasets(**made, split=split, cache=cache)
+        save_split(split, split_path, seed=seed, fractions=list(fractions), data_dir=str(data_dir),
+                   **({"skipped": dict(cache.skipped)} if cache.skipped else {}))
+    return Datasets(**made, split=split, cache=cache, skipped=dict(cache.skipped))
