@@ -29,7 +29,7 @@ from bratslib.data.augment import AugmentConfig
 from bratslib.data.generators import Datasets, TumourSliceDataset, make_datasets
 from bratslib.data.source import data_provenance, resolve_data_dir
 from bratslib.profiles import profile_settings
-from bratslib.training import TrainedRun, train
+from bratslib.training import TrainedRun, distribution_strategy, train
 
 @dataclass
 class ChapterSetup:
@@ -46,6 +46,9 @@ class ChapterSetup:
             which every run's ``data.json`` then records.
         skip_bad_cases: leave out (and log) cases that cannot be read instead of stopping at
             the first (:func:`~bratslib.data.generators.make_datasets`).
+        strategy: the ``tf.distribute`` strategy to train under; None:
+            :func:`bratslib.training.distribution_strategy` (mirrored over several GPUs).  The
+            profile's ``batch_size`` is per replica: the datasets serve it times the replicas.
     """
 
     chapter: str
@@ -55,15 +58,25 @@ class ChapterSetup:
     data_root: Path
     provenance: dict[str, Any]
     skip_bad_cases: bool = False
+    strategy: Any = None
+
+    def __post_init__(self):
+        if self.strategy is None:
+            self.strategy = distribution_strategy()
+
+    @property
+    def replicas(self) -> int:
+        """Number of model replicas trained in step (1 without several GPUs)."""
+        return int(self.strategy.num_replicas_in_sync)
 
     @classmethod
     def create(cls, chapter: str, profile: str, *, data_dir: str | os.PathLike | None = None, n_cases: int = 20,
-               seed: int = 0, skip_bad_cases: bool = False, **overrides: Any) -> ChapterSetup:
+               seed: int = 0, skip_bad_cases: bool = False, strategy: Any = None, **overrides: Any) -> ChapterSetup:
         """Settings of ``chapter`` under ``profile`` (``overrides`` that are None are ignored),
         and the data: ``data_dir``, or the synthetic data set of ``n_cases`` cases and ``seed``."""
         settings = profile_settings(chapter, profile, **overrides)
         root = resolve_data_dir(data_dir, synthetic_cases=n_cases, seed=seed)
-        return cls(chapter, profile, seed, settings, root, data_provenance(root), bool(skip_bad_cases))
+        return cls(chapter, profile, seed, settings, root, data_provenance(root), bool(skip_bad_cases), strategy)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -91,7 +104,7 @@ class ChapterSetup:
         if "min_tumour_pixels" in s:  # slice classification: tumour / no tumour
             task = {"dataset_class": TumourSliceDataset, "min_tumour_pixels": s["min_tumour_pixels"]}
         made = make_datasets(self.data_root, mode=s["mode"], modalities=s["modalities"], size=s["size"],
-                             seed=self.seed, cache_dir=cache_dir, batch_size=s["batch_size"],
+                             seed=self.seed, cache_dir=cache_dir, batch_size=s["batch_size"] * self.replicas,
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],
                              foreground_fraction=s["foreground_fraction"], skip_bad_cases=self.skip_bad_cases,
                              augment=AugmentConfig() if s["augment"] else None, progress=progress, **task)
@@ -116,7 +129,8 @@ class ChapterSetup:
         name = self.run_name(builder if builder.__name__.removeprefix("build_") != self.chapter else None)
         return train(lambda: builder(**kwargs), datasets, name=name, config=config, data=self.provenance,
                      epochs=s["epochs"], learning_rate=s["learning_rate"], lr_patience=s["lr_patience"],
-                     stop_patience=s["stop_patience"], seed=self.seed, results_dir=results_dir, **train_kwargs)
+                     stop_patience=s["stop_patience"], seed=self.seed, results_dir=results_dir,
+                     **{"strategy": self.strategy, **train_kwargs})
 
 
 def classification_training() -> dict[str, Any]:

@@ -18,6 +18,15 @@ checkpoint and continues at the next epoch with the same learning rate, the same
 early-stopping patience left and the data order of that epoch.  A run that finished is not
 trained again: its best model is loaded and returned.
 
+Devices: with several GPUs visible (Kaggle's two T4s), :func:`distribution_strategy` gives a
+``tf.distribute.MirroredStrategy`` over them: the model is built, compiled and trained in its
+scope, each batch of the datasets (the *global* batch) is split between the replicas, and
+:class:`~bratslib.chapter.ChapterSetup` scales the batch by the number of replicas.  On GPUs
+with tensor cores (compute capability 7.0 or more) the model is built under Keras'
+``mixed_float16`` policy (:func:`mixed_precision_default`); every builder ends in a float32
+softmax and Keras scales the loss.  ``config.json`` records the replicas, the devices and the
+precision of the run.
+
 Importing this module imports Keras (and so TensorFlow).
 """
 
@@ -68,6 +77,42 @@ class TrainedRun:
 def default_verbose() -> int:
     """Keras' progress bar (1) interactively; one line per epoch (2) when building the book."""
     return 2 if os.environ.get("BRATSLIB_BOOK_BUILD") == "1" else 1
+
+
+def distribution_strategy(devices: Sequence[str] | None = None):
+    """The ``tf.distribute`` strategy :func:`train` uses by default.
+
+    ``tf.distribute.MirroredStrategy`` over ``devices``, or over every visible GPU when there
+    are two or more; otherwise TensorFlow's default strategy (one device, no replicas).
+    """
+    import tensorflow as tf
+
+    if devices is None:
+        gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+        if len(gpus) < 2:
+            return tf.distribute.get_strategy()
+        devices = gpus
+    return tf.distribute.MirroredStrategy(list(devices))
+
+
+def mixed_precision_default() -> bool:
+    """Whether :func:`train` uses ``mixed_float16`` when not told: only when every visible GPU
+    has tensor cores (compute capability 7.0 or more: V100, T4, A100, H100); never on CPUs,
+    where float16 arithmetic is slower, not faster."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability") or (0, 0) for g in gpus]
+    return bool(gpus) and all(tuple(c) >= (7, 0) for c in capabilities)
+
+
+def _devices(strategy) -> list[str]:
+    """The devices ``strategy`` trains on: its replicas', or the one device TensorFlow places on."""
+    import tensorflow as tf
+
+    if strategy.num_replicas_in_sync > 1:
+        return list(strategy.extended.worker_devices)
+    return [d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[:1]]
 
 
 def peak_memory_mb() -> float:
@@ -164,6 +209,8 @@ def train(
     results_dir: str | os.PathLike | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | None = None,
+    strategy=None,
+    mixed_precision: bool | None = None,
 ) -> TrainedRun:
     """Train (or resume, or reuse) one run and return its best model.
 
@@ -189,9 +236,16 @@ def train(
         results_dir: default :func:`bratslib.results.default_results_dir`.
         callbacks: further Keras callbacks.
         verbose: Keras' verbosity; default :func:`default_verbose`.
+        strategy: a ``tf.distribute`` strategy; default :func:`distribution_strategy` (mirrored
+            over several GPUs, else one device).  The datasets' batch is the global batch.
+        mixed_precision: build the model under ``mixed_float16``; default
+            :func:`mixed_precision_default` (GPUs with tensor cores only).
     """
     loss = loss if loss is not None else DiceFocalLoss()
     batch_size = getattr(datasets.train, "batch_size", None)
+    strategy = strategy if strategy is not None else distribution_strategy()
+    mixed_precision = mixed_precision_default() if mixed_precision is None else bool(mixed_precision)
+    replicas = int(strategy.num_replicas_in_sync)
     run_config = {
         **config,
         "preprocessing": dict(datasets.cache.settings) if getattr(datasets, "cache", None) else None,
@@ -201,32 +255,38 @@ def train(
             "lr_patience": lr_patience, "lr_factor": lr_factor, "min_lr": min_lr, "stop_patience": stop_patience,
             "seed": seed, "samples_per_epoch": getattr(datasets.train, "samples_per_epoch", None),
             "augment": _describe(getattr(datasets.train, "augment", None)),
+            "replicas": replicas, "devices": _devices(strategy),
+            "batch_size_per_replica": batch_size // replicas if batch_size else None,
+            "precision": "mixed_float16" if mixed_precision else "float32",
         },
     }
     run = open_run(name, run_config, data, datasets.split, results_dir)
     if run.finished:
         print(f"{run.path} holds a finished run with these settings: loading it, not training again "
               "(delete the folder or change the name to train anew)")
-        return TrainedRun(run, load_model(run.model_path), run.history(), 0, 0)
+        return TrainedRun(run, _build(lambda: load_model(run.model_path), mixed_precision), run.history(), 0, 0)
 
     keras.utils.set_random_seed(seed)
+    if replicas > 1:
+        print(f"training on {replicas} replicas ({', '.join(_devices(strategy))}): global batch {batch_size}")
     checkpoint = run.last_checkpoint()
-    if checkpoint is not None:
-        state = run.state
-        model = load_model(checkpoint)
-        start = int(state["epoch"]) + 1
-        history = run.history()[:start]
-        best, best_epoch, saved = state.get("best"), state.get("best_epoch"), state.get("callbacks")
-        print(f"resuming {run.path.name} at epoch {start + 1} of {epochs} from {checkpoint.name}")
-    else:
-        model = build_model()
-        info = model_info(model)
-        run.write_model_info(info)
-        if str(info["encoder_weights"] or "").startswith("random"):
-            print(f"note: {run.name}: the encoder is NOT pre-trained ({info['encoder_weights']}); recorded in model.json")
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
-                      metrics=list(metrics) if metrics is not None else training_metrics())
-        start, history, best, best_epoch, saved = 0, [], None, None, None
+    with strategy.scope():
+        if checkpoint is not None:
+            state = run.state
+            model = _build(lambda: load_model(checkpoint), mixed_precision)
+            start = int(state["epoch"]) + 1
+            history = run.history()[:start]
+            best, best_epoch, saved = state.get("best"), state.get("best_epoch"), state.get("callbacks")
+            print(f"resuming {run.path.name} at epoch {start + 1} of {epochs} from {checkpoint.name}")
+        else:
+            model = _build(build_model, mixed_precision)
+            info = model_info(model)
+            run.write_model_info(info)
+            if str(info["encoder_weights"] or "").startswith("random"):
+                print(f"note: {run.name}: the encoder is NOT pre-trained ({info['encoder_weights']}); recorded in model.json")
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                          metrics=list(metrics) if metrics is not None else training_metrics())
+            start, history, best, best_epoch, saved = 0, [], None, None, None
 
     others = {
         "reduce_lr": keras.callbacks.ReduceLROnPlateau(monitor, factor=lr_factor, patience=lr_patience,
@@ -242,7 +302,22 @@ def train(
                   verbose=default_verbose() if verbose is None else verbose)
         trained = len(history) - start
     model_path = run.finish()
-    return TrainedRun(run, load_model(model_path), run.history(), trained, start)
+    return TrainedRun(run, _build(lambda: load_model(model_path), mixed_precision), run.history(), trained, start)
+
+
+def _build(build_model: Callable[[], keras.Model], mixed_precision: bool) -> keras.Model:
+    """``build_model()``, or a saved model's loader, under the ``mixed_float16`` policy when
+    asked.  The global policy is put back afterwards; the layers keep theirs.  (A checkpoint of
+    a mixed-precision run is loaded the same way, so that its optimizer is again wrapped in a
+    ``LossScaleOptimizer`` and its saved state, loss scale included, is restored.)"""
+    if not mixed_precision:
+        return build_model()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        return build_model()
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def model_info(model: keras.Model) -> dict[str, Any]:
