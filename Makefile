@@ -39,7 +39,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 unexport PYTHONHOME
 
-.PHONY: help setup data execute html book test clean distclean
+.PHONY: help setup data execute html book test bench clean distclean
 
 help:
 	@echo "make book       set-up, synthetic data ($(BOOK_CASES) cases, seed $(SEED)), execute the notebooks, build the HTML"
@@ -48,6 +48,7 @@ help:
 	@echo "make data       write the synthetic data set into $(SYNTH_DIR) (skipped when already there)"
 	@echo "make execute    execute the notebooks of _toc.yml into $(EXECUTED)/ (only those that changed or failed)"
 	@echo "make html       build the HTML book from the executed notebooks"
+	@echo "make bench      run the benchmarks by hand (minutes; a quiet machine), reports into benchmarks/results/"
 	@echo "make clean      remove build/ (keeps $(VENV));  make distclean also removes $(VENV)"
 	@echo
 	@echo "variables: BOOK_CASES=$(BOOK_CASES) SEED=$(SEED) PROFILE=$(PROFILE) DATA_DIR=$(DATA_DIR) PYTHON=$(PYTHON)"
@@ -103,6 +104,18 @@ book: data | $(VENV_STAMP)
 test: $(VENV_STAMP)
 	@echo "== running the test suite"
 	MPLBACKEND=Agg $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# --------------------------------------------------------------------------- benchmarks
+
+# Speed is measured here, by hand, never in the tests.  bench_book reads the timings of the
+# last `make book`, so run that first on the same quiet machine.
+BENCH_OUT ?= benchmarks/results
+
+bench: $(VENV_STAMP)
+	$(BIN)/python benchmarks/bench_data.py --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_train.py --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_quantum.py
+	$(BIN)/python benchmarks/bench_book.py --executed $(EXECUTED) --out $(BENCH_OUT)
 
 # --------------------------------------------------------------------------- cleaning
 

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: Suffixes tried, in order, for a ``_toc.yml`` entry given without one.
 TOC_SUFFIXES: tuple[str, ...] = (".ipynb", ".md", ".rst")
+
+#: Where the benchmarks write their reports (``--out``); staged with the book.
+BENCHMARK_REPORTS = Path("benchmarks/results")
 
 #: Suffix of the fingerprint file stored beside each executed notebook.
 FINGERPRINT_SUFFIX = ".inputs.json"
@@ -461,7 +465,8 @@ def stage_book(root: str | os.PathLike, executed_dir: str | os.PathLike, site_di
     """Copy the book's sources and executed notebooks into ``site_dir``; return the files.
 
     ``site_dir`` receives ``_config.yml``, ``_toc.yml``, ``book/``, every file of the toc
-    (notebooks from ``executed_dir``) and ``_static/plotly.min.js``.  Files whose content did
+    (notebooks from ``executed_dir``), the benchmark reports (``benchmarks/results/*.md``, which
+    the performance page includes) and ``_static/plotly.min.js``.  Files whose content did
     not change are left alone (so Sphinx rebuilds only what changed); files no longer part of
     the book are removed (the ``_build`` folder excepted).
 
@@ -476,6 +481,9 @@ def stage_book(root: str | os.PathLike, executed_dir: str | os.PathLike, site_di
     for path in sorted((root / "book").rglob("*")) if (root / "book").is_dir() else []:
         if path.is_file() and not {"_build", ".ipynb_checkpoints", "__pycache__"} & set(path.parts):
             wanted[path.relative_to(root)] = path.read_bytes
+    # the benchmarks' reports, which the performance page includes (not pages of their own)
+    for path in sorted((root / BENCHMARK_REPORTS).glob("*.md")):
+        wanted[path.relative_to(root)] = path.read_bytes
     for path in toc_files(toc):
         rel = path.relative_to(root)
         if path.suffix == ".ipynb":
@@ -555,6 +563,9 @@ def build_html(site_dir: str | os.PathLike, out_dir: str | os.PathLike, *, stric
     proc = subprocess.run(cmd, cwd=site_dir, stdout=subprocess.PIPE if quiet else None,
                           stderr=subprocess.STDOUT if quiet else None, text=True)
     if proc.returncode != 0:
+        # Sphinx keeps the environment of the failed build: the next build would find "no
+        # targets out of date" and pass without reporting the warnings again.  Forget it.
+        shutil.rmtree(out_dir / "_build" / ".doctrees", ignore_errors=True)
         detail = f"\n{proc.stdout}" if quiet and proc.stdout else ""
         raise BookBuildError(f"jupyter-book build {site_dir} failed (exit {proc.returncode}){detail}")
     html = out_dir / "_build" / "html"

@@ -96,13 +96,19 @@ class ChapterSetup:
         prefix = self.chapter if builder is None else builder.__name__.removeprefix("build_")
         return f"{prefix}-{self.profile}-seed{self.seed}"
 
-    def datasets(self, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Datasets:
+    def datasets(self, cache_dir: str | os.PathLike | None = None, progress: bool = True, workers: int = 1) -> Datasets:
         """Train / val / test datasets by case, as the profile says (size, modalities,
-        slices per epoch, foreground share, augmentation)."""
+        slices per epoch, foreground share, augmentation).
+
+        ``workers`` > 1 prepares batches in that many worker processes (Keras'
+        ``use_multiprocessing``): worth it on a GPU machine with spare cores, where one core
+        augmenting (about 400 slices per second at 128 x 128, ``benchmarks/bench_data.py``) may
+        not keep up with the GPU; on a 2-core CPU the model is the bottleneck and one is best.
+        """
         s = self.settings
-        task = {}
+        task = {} if workers <= 1 else {"workers": int(workers), "use_multiprocessing": True}
         if "min_tumour_pixels" in s:  # slice classification: tumour / no tumour
-            task = {"dataset_class": TumourSliceDataset, "min_tumour_pixels": s["min_tumour_pixels"]}
+            task.update(dataset_class=TumourSliceDataset, min_tumour_pixels=s["min_tumour_pixels"])
         made = make_datasets(self.data_root, mode=s["mode"], modalities=s["modalities"], size=s["size"],
                              seed=self.seed, cache_dir=cache_dir, batch_size=s["batch_size"] * self.replicas,
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],

@@ -422,3 +422,21 @@ def test_pages_drop_tensorflow_start_up_logs_but_keep_real_warnings(tmp_path: Pa
     assert [o.name for o in outputs] == ["stderr", "stdout"]
     assert outputs[0].text == "model.py:98: PretrainedWeightsWarning: the encoder is randomly initialised\n"
     assert nbformat.read(path, as_version=4).cells[0].outputs[0].text.startswith("WARNING: All log")  # copy untouched
+
+
+@pytest.mark.slow
+def test_a_failed_strict_build_fails_again_until_the_page_is_mended(tmp_path: Path):
+    # Sphinx pickles the environment of a failed build; without care the next build finds
+    # nothing out of date and passes without a word about the warnings of the first
+    repo = tmp_path / "repo"
+    (repo / "book").mkdir(parents=True)
+    shutil.copy(ROOT / "_config.yml", repo / "_config.yml")
+    shutil.copy(ROOT / "book" / "references.bib", repo / "book" / "references.bib")
+    (repo / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n")
+    (repo / "book" / "intro.md").write_text("# Intro\n\nSee {func}`nowhere.no_such_function`.\n")
+    for _ in range(2):
+        with pytest.raises(book.BookBuildError, match="failed"):
+            book.stage_and_build(repo, repo / "build/executed", repo / "build/site", repo / "build", quiet=True)
+    (repo / "book" / "intro.md").write_text("# Intro\n\nSee `nowhere.no_such_function`.\n")
+    html = book.stage_and_build(repo, repo / "build/executed", repo / "build/site", repo / "build", quiet=True)
+    assert "nowhere.no_such_function" in (html / "book" / "intro.html").read_text()

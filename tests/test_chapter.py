@@ -73,3 +73,14 @@ def test_skipped_cases_reach_the_provenance_that_runs_record(tiny_dataset, tmp_p
     assert list(data.skipped) == ["BraTS20_Training_007"]
     assert lenient.provenance["skipped_cases"] == data.skipped
     assert lenient.provenance["n_cases"] == 7  # the folder's cases; 6 of them used
+
+
+def test_datasets_can_prepare_batches_in_worker_processes(tiny_dataset, tmp_path):
+    setup = ChapterSetup.create("unet2d", "tiny", data_dir=tiny_dataset)
+    one = setup.datasets(tmp_path / "cache", progress=False)
+    two = setup.datasets(tmp_path / "cache", progress=False, workers=2)
+    assert (one.train.workers, one.train.use_multiprocessing) == (1, False)
+    assert (two.train.workers, two.train.use_multiprocessing) == (2, True)
+    x1, y1 = one.train[0]
+    x2, y2 = two.train[0]
+    assert (x1 == x2).all() and (y1 == y2).all()  # the same batches, whoever prepares them

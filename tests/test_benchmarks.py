@@ -1,0 +1,66 @@
+"""The benchmarks run and print their tables (tiny sizes; their numbers are not checked here:
+speed is measured by running them by hand, never in a timed test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+@pytest.mark.slow
+def test_bench_data_prints_rates_and_ratios_and_writes_its_report(tmp_path):
+    done = _bench("bench_data", "--cases", "3", "--epoch-batches", "2", "--epochs", "2", "--data-dir",
+                  str(tmp_path / "data"), "--rows", "cached float16 (empty cache at start)", "--out", str(tmp_path / "out"))
+    assert "| naive, shuffled slices | 1 (main thread) |" in done.stdout and "| 1.0x |" in done.stdout
+    assert "| cached float16 (empty cache at start) |" in done.stdout
+    report = json.loads((tmp_path / "out" / "bench_data.json").read_text())
+    cached = report["results"]["cached float16 (empty cache at start)"]
+    assert len(cached["rates"]) == 2 and cached["first"] < cached["later"]  # epoch 1 preprocesses every case
+    assert report["machine"]["cpus"] == os.cpu_count() and "keras" in report["machine"]["versions"]
+    md = (tmp_path / "out" / "bench_data.md").read_text()
+    assert "Command: `python" in md and "| generator |" in md
+
+
+@pytest.mark.slow
+def test_bench_train_measures_a_model_and_its_data_pipeline(tmp_path):
+    done = _bench("bench_train", "--profiles", "tiny", "--models", "unet2d", "resnet18_quantum", "--steps", "1",
+                  "--warmup", "1", "--data-batches", "2", "--cases", "3", "--data-dir", str(tmp_path / "data"),
+                  "--out", str(tmp_path / "out"))
+    rows = json.loads((tmp_path / "out" / "bench_train.json").read_text())["results"]
+    assert [(r["model"], r["variant"]) for r in rows] == [("unet2d", "float32"), ("resnet18_quantum", "float32")]
+    assert all(r["train_rate"] > 0 and r["data_rate"] > 0 and r["params"] > 0 for r in rows), rows
+    assert "| unet2d | tiny | 7,768 | 128x128x2 x 8 |" in done.stdout  # float32 only: no variant columns
+
+
+def test_bench_book_reads_papermill_timings(tmp_path):
+    import nbformat
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/a\n")
+    (tmp_path / "intro.md").write_text("# intro\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("setup = 1"), nbformat.v4.new_code_cell("result = setup.train(b, d)"),
+                nbformat.v4.new_code_cell("# evaluate\nevaluation = evaluate_run(result.run)")]
+    for cell, seconds in zip(nb.cells, (2.0, 30.0, 8.0)):
+        cell.metadata["papermill"] = {"duration": seconds}
+    nb.metadata["papermill"] = {"duration": 45.0}
+    nbformat.write(nb, tmp_path / "notebooks" / "a.ipynb")
+    executed = tmp_path / "executed" / "notebooks"
+    executed.mkdir(parents=True)
+    nbformat.write(nb, executed / "a.ipynb")
+    done = _bench("bench_book", "--root", str(tmp_path), "--executed", str(tmp_path / "executed"))
+    assert "| a | 45.0 | 100% | 30.0 | 67% | `evaluation = evaluate_run(result.run)` (8.0) |" in done.stdout
