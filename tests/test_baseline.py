@@ -83,3 +83,30 @@ def test_shapes_are_checked(cases):
         ThresholdBaseline.fit([images], [seg[..., :-1]])
     with pytest.raises(ValueError, match="as many"):
         ThresholdBaseline.fit([images], [])
+
+
+def test_padding_with_background_changes_neither_the_fit_nor_the_scores(cases):
+    # fit() crops each case to the box of its brain and labels; a case padded with zeros
+    # (as BraTS pads the head inside 240 x 240 x 155) must give the same thresholds and Dice
+    pad = ((7, 3), (0, 9), (5, 5))
+    padded = [(np.pad(x, pad + ((0, 0),)), np.pad(s, pad)) for x, s in cases[:3]]
+    plain = ThresholdBaseline.fit([x for x, _ in cases[:3]], [s for _, s in cases[:3]])
+    wide = ThresholdBaseline.fit([x for x, _ in padded], [s for _, s in padded])
+    assert (wide.t_flair, wide.t_t1ce) == (plain.t_flair, plain.t_t1ce)
+    assert wide.train_scores == pytest.approx(plain.train_scores)
+
+
+def test_core_fills_the_same_holes_as_filling_every_whole_slice():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        wt = np.zeros((30, 26, 12), bool)
+        lo = rng.integers(0, 10, 3)
+        wt[lo[0]:lo[0] + 15, lo[1]:lo[1] + 12, lo[2]:lo[2] + 6] = True
+        t1ce = rng.random(wt.shape)
+        tc, et = ThresholdBaseline(t_t1ce=0.4)._core(t1ce, wt)
+        expected = np.stack([ndimage.binary_fill_holes(et[:, :, k]) for k in range(et.shape[2])], axis=-1)
+        np.testing.assert_array_equal(tc, expected)
+    tc, et = ThresholdBaseline()._core(np.zeros((5, 5, 3)), np.zeros((5, 5, 3), bool))
+    assert not tc.any() and not et.any()
