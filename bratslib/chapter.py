@@ -117,7 +117,7 @@ class ChapterSetup:
         if made.skipped:
             print(f"{len(made.skipped)} case(s) left out because they cannot be read (skip_bad_cases=True); "
                   "recorded in every run's data.json:")
-            for case_id, error in made.skipped.items():
+            for error in made.skipped.values():
                 print(f"  {error}")
             self.provenance = {**self.provenance, "skipped_cases": dict(made.skipped)}
         return made
