@@ -36,9 +36,6 @@ performance page) and the numbers as ``DIR/bench_data.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +45,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine_summary, markdown_table, peak_rss_mb, write_report  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    epoch_rates, machine_summary, markdown_table, peak_rss_mb, print_row, run_row, write_report,
+)
 
 MODALITIES = ("flair", "t1ce")
 SIZE = 128
@@ -112,24 +111,6 @@ def naive_generator_class():
     return NaiveSliceGenerator
 
 
-def epoch_rates(dataset, epochs: int, batch_size: int) -> list[float]:
-    """Slices per second of each epoch, iterating as ``model.fit`` does (Keras'
-    ``PyDatasetAdapter``: the workers and the queue of the dataset's settings)."""
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
-
-    adapter = PyDatasetAdapter(dataset, shuffle=False)
-    rates = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        adapter.on_epoch_begin()
-        n = 0
-        for x, _y in adapter.get_numpy_iterator():
-            n += x.shape[0]
-        adapter.on_epoch_end()
-        rates.append(n / (time.perf_counter() - start))
-    return rates
-
-
 def measure_row(name: str, args) -> dict:
     """One row, in this process: the generator of ``ROWS[name]`` for ``args.epochs`` epochs."""
     from bratslib.data import find_cases
@@ -148,7 +129,7 @@ def measure_row(name: str, args) -> dict:
         build_s = time.perf_counter() - start if name == COLD else 0.0  # only the cold row counts it
         ds = SliceDataset(cached, batch_size=bs, seed=args.seed, samples_per_epoch=n,
                           augment=AugmentConfig() if augment else None, **pool)
-        rates = epoch_rates(ds, args.epochs, bs)
+        rates = epoch_rates(ds, args.epochs)
         rates[0] = n / (n / rates[0] + build_s)  # the first epoch waits for the cache
     else:
         # the same (case, slice) draws as the cached generator's epochs, or one case per batch
@@ -160,7 +141,7 @@ def measure_row(name: str, args) -> dict:
             per_case = 155 - 155 % bs
             samples = np.concatenate([np.stack([np.full(per_case, k), np.arange(per_case)], 1) for k in range(len(cases))])[:n]
         ds = naive_generator_class()(cases, samples, bs, **pool)
-        rates = epoch_rates(ds, args.epochs, bs)
+        rates = epoch_rates(ds, args.epochs)
     return {"name": name, "first": rates[0], "later": float(np.median(rates[1:])) if len(rates) > 1 else rates[0],
             "rates": rates, "peak_mb": peak_rss_mb(), "workers": workers,
             "pool": "processes" if processes else "threads" if workers > 1 else "main thread"}
@@ -180,7 +161,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.row:
-        print("ROW " + json.dumps(measure_row(args.row, args)))
+        print_row(measure_row(args.row, args))
         return 0
     if BASELINE not in args.rows:
         args.rows.insert(0, BASELINE)
@@ -197,12 +178,10 @@ def main(argv=None) -> int:
             cmd = [sys.executable, __file__, "--row", name, "--cache-dir", cache_dir, "--data-dir", str(root),
                    "--epoch-batches", str(args.epoch_batches), "--epochs", str(args.epochs),
                    "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
-            done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-            line = [x for x in done.stdout.splitlines() if x.startswith("ROW ")]
-            if done.returncode or not line:
-                print(done.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"row {name!r} failed (exit {done.returncode})")
-            results[name] = json.loads(line[0][4:])
+            try:
+                results[name] = run_row(cmd)
+            except RuntimeError as e:
+                raise SystemExit(f"row {name!r} failed: {e}") from None
 
     base = results[BASELINE]["later"]
     header = ["generator", "workers", "slices/s, epoch 1", "slices/s, later epochs", "x naive", "peak memory (MiB)"]

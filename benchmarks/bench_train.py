@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +39,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import gpu_names, machine_summary, markdown_table, peak_rss_mb, write_report  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    epoch_rates, gpu_names, machine_summary, markdown_table, peak_rss_mb, print_row, run_row, write_report,
+)
 
 #: model name -> (chapter of bratslib.profiles, builder module, builder, profile key of extra kwargs)
 MODELS = {
@@ -59,20 +59,18 @@ FULL_TRAIN_CASES, SLICES_PER_CASE = 258, 155
 VARIANTS = ("float32", "mixed", "xla", "mixed+xla")
 
 
-class _SameBatch:
+def same_batch(x, y, n: int):
     """A PyDataset serving one in-memory batch ``n`` times: training that never waits for data."""
+    import keras
 
-    def __new__(cls, x, y, n):
-        import keras
+    class SameBatch(keras.utils.PyDataset):
+        def __len__(self):
+            return n
 
-        class SameBatch(keras.utils.PyDataset):
-            def __len__(self):
-                return n
+        def __getitem__(self, i):
+            return x, y
 
-            def __getitem__(self, i):
-                return x, y
-
-        return SameBatch()
+    return SameBatch()
 
 
 def _setup(model: str, profile: str):
@@ -102,13 +100,14 @@ def train_rate(model_name: str, profile: str, variant: str, warmup: int, steps: 
     from bratslib.chapter import classification_training
     from bratslib.losses import DiceFocalLoss
     from bratslib.metrics import training_metrics
-    from bratslib.training import _build, peak_memory_mb
+    from bratslib.training import peak_memory_mb, precision_policy
 
     setup, builder, kwargs = _setup(model_name, profile)
     s = setup.settings
     bs = s["batch_size"]
     keras.utils.set_random_seed(0)
-    model = _build(lambda: builder(**kwargs), mixed_precision="mixed" in variant)
+    with precision_policy("mixed" in variant):
+        model = builder(**kwargs)
     x = np.random.default_rng(0).random((bs, *setup.input_shape), dtype=np.float32)
     classes = s.get("n_classes", 4)
     labels = np.random.default_rng(1).integers(0, classes, (bs, *model.output_shape[1:-1]))
@@ -130,7 +129,7 @@ def train_rate(model_name: str, profile: str, variant: str, warmup: int, steps: 
         def on_train_batch_end(self, batch, logs=None):
             times.append(time.perf_counter() - self.t)
 
-    model.fit(_SameBatch(x, y, warmup + steps), epochs=1, verbose=0, callbacks=[Clock()], shuffle=False)
+    model.fit(same_batch(x, y, warmup + steps), epochs=1, verbose=0, callbacks=[Clock()], shuffle=False)
     step = float(np.median(times[warmup:]))
     n = epoch_samples(s, profile)
     return {"params": int(model.count_params()), "batch": bs, "input": list(setup.input_shape),
@@ -140,8 +139,6 @@ def train_rate(model_name: str, profile: str, variant: str, warmup: int, steps: 
 
 def data_rate(model_name: str, profile: str, data_dir: str, cache_dir: str, batches: int) -> float:
     """Samples per second of the chapter's generator for this profile (one worker)."""
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
-
     from bratslib.data import find_cases
     from bratslib.data.augment import AugmentConfig
     from bratslib.data.cache import PreprocessedCache
@@ -160,18 +157,7 @@ def data_rate(model_name: str, profile: str, data_dir: str, cache_dir: str, batc
                   samples_per_epoch=None if s["mode"] == "3d" else batches * s["batch_size"],
                   foreground_fraction=s["foreground_fraction"], augment=AugmentConfig() if s["augment"] else None,
                   **task)
-    adapter = PyDatasetAdapter(dataset, shuffle=False)
-    rates = []
-    for _ in range(2):  # the first epoch opens the memory maps; the second is the steady rate
-        start, n = time.perf_counter(), 0
-        adapter.on_epoch_begin()
-        for i, (x, _y) in enumerate(adapter.get_numpy_iterator()):
-            n += x.shape[0]
-            if i + 1 >= batches:
-                break
-        adapter.on_epoch_end()
-        rates.append(n / (time.perf_counter() - start))
-    return rates[-1]
+    return epoch_rates(dataset, 2, batches)[-1]  # the first epoch opens the memory maps
 
 
 def table_of(results: list[dict]) -> tuple[list[str], list[tuple]]:
@@ -225,7 +211,7 @@ def main(argv=None) -> int:
         row = train_rate(model, profile, variant, args.warmup, args.steps)
         if variant == "float32":
             row["data_rate"] = data_rate(model, profile, args.data_dir, args.cache_dir, args.data_batches)
-        print("ROW " + json.dumps(row))
+        print_row(row)
         return 0
 
     from bratslib.data.synth import write_synthetic_dataset
@@ -243,15 +229,12 @@ def main(argv=None) -> int:
                     cmd = [sys.executable, __file__, "--row", model, profile, variant, "--warmup", str(args.warmup),
                            "--steps", str(args.steps), "--data-batches", str(args.data_batches),
                            "--data-dir", str(root), "--cache-dir", cache_dir]
-                    done = subprocess.run(cmd, capture_output=True, text=True,
-                                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-                    line = [x for x in done.stdout.splitlines() if x.startswith("ROW ")]
-                    if done.returncode or not line:
-                        print(f"  failed (exit {done.returncode}):\n{done.stderr[-2000:]}", file=sys.stderr)
-                        results.append({"model": model, "profile": profile, "variant": variant,
-                                        "error": done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]})
-                        continue
-                    results.append({"model": model, "profile": profile, "variant": variant, **json.loads(line[0][4:])})
+                    key = {"model": model, "profile": profile, "variant": variant}
+                    try:
+                        results.append({**key, **run_row(cmd)})
+                    except RuntimeError as e:  # e.g. out of memory: the other rows still count
+                        print(f"  failed: {e}", file=sys.stderr)
+                        results.append({**key, "error": [str(e).splitlines()[-1]]})
 
     title = (f"Training throughput of {', '.join(args.models) if len(args.models) < len(MODELS) else 'each model'} "
              f"at the {' and '.join(args.profiles)} size{'s' if len(args.profiles) > 1 else ''}, "

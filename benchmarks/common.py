@@ -15,6 +15,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
@@ -78,15 +79,11 @@ def peak_rss_mb() -> float:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table: numbers right-aligned, text left-aligned, pipes escaped."""
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|")
+    """:func:`bratslib.viz.markdown_text` with the columns that hold only numbers right-aligned."""
+    from bratslib.viz import markdown_text
 
     numeric = [all(isinstance(r[i], (int, float)) for r in rows) for i in range(len(header))]
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
-             "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_text(header, rows, numeric=numeric)
 
 
 def write_report(out: str | os.PathLike, name: str, title: str, table: str, results: Any, argv: Sequence[str] | None,
@@ -112,3 +109,46 @@ def write_report(out: str | os.PathLike, name: str, title: str, table: str, resu
                                      "results": results}, indent=1) + "\n")
     print(f"wrote {md_path} and {json_path}", file=sys.stderr)
     return md_path, json_path
+
+
+def epoch_rates(dataset, epochs: int, max_batches: int | None = None) -> list[float]:
+    """Samples per second of each of ``epochs`` epochs of a ``keras.utils.PyDataset``, read as
+    ``model.fit`` reads it: through Keras' ``PyDatasetAdapter``, with the workers and queue of
+    the dataset's settings.  ``max_batches`` cuts each epoch short."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    adapter = PyDatasetAdapter(dataset, shuffle=False)
+    rates = []
+    for _ in range(epochs):
+        start, n = time.perf_counter(), 0
+        adapter.on_epoch_begin()
+        for i, (x, *_rest) in enumerate(adapter.get_numpy_iterator()):
+            n += x.shape[0]
+            if max_batches is not None and i + 1 >= max_batches:
+                break
+        adapter.on_epoch_end()
+        rates.append(n / (time.perf_counter() - start))
+    return rates
+
+
+#: The prefix of the one line of JSON a benchmark row prints in its own process.
+ROW_PREFIX = "ROW "
+
+
+def print_row(row: dict) -> None:
+    """What a row's process prints for :func:`run_row`."""
+    print(ROW_PREFIX + json.dumps(row))
+
+
+def run_row(cmd: Sequence[str]) -> dict:
+    """Run one benchmark row in a fresh Python process (so that its memory and its TensorFlow
+    are its own); returns the row it printed with :func:`print_row`.
+
+    Raises:
+        RuntimeError: the process failed or printed no row; the message ends with its stderr.
+    """
+    done = subprocess.run(list(cmd), capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = [x for x in done.stdout.splitlines() if x.startswith(ROW_PREFIX)]
+    if done.returncode or not lines:
+        raise RuntimeError(f"exit {done.returncode}: {done.stderr.strip()[-2000:]}")
+    return json.loads(lines[0][len(ROW_PREFIX):])

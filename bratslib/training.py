@@ -32,6 +32,7 @@ Importing this module imports Keras (and so TensorFlow).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -261,25 +262,32 @@ def train(
         },
     }
     run = open_run(name, run_config, data, datasets.split, results_dir)
+
+    def load(path):
+        with precision_policy(mixed_precision):
+            return load_model(path)
+
     if run.finished:
         print(f"{run.path} holds a finished run with these settings: loading it, not training again "
               "(delete the folder or change the name to train anew)")
-        return TrainedRun(run, _build(lambda: load_model(run.model_path), mixed_precision), run.history(), 0, 0)
+        return TrainedRun(run, load(run.model_path), run.history(), 0, 0)
 
     keras.utils.set_random_seed(seed)
     if replicas > 1:
-        print(f"training on {replicas} replicas ({', '.join(_devices(strategy))}): global batch {batch_size}")
+        print(f"training on {replicas} replicas ({', '.join(run_config['training']['devices'])}): "
+              f"global batch {batch_size}")
     checkpoint = run.last_checkpoint()
     with strategy.scope():
         if checkpoint is not None:
             state = run.state
-            model = _build(lambda: load_model(checkpoint), mixed_precision)
+            model = load(checkpoint)
             start = int(state["epoch"]) + 1
             history = run.history()[:start]
             best, best_epoch, saved = state.get("best"), state.get("best_epoch"), state.get("callbacks")
             print(f"resuming {run.path.name} at epoch {start + 1} of {epochs} from {checkpoint.name}")
         else:
-            model = _build(build_model, mixed_precision)
+            with precision_policy(mixed_precision):
+                model = build_model()
             info = model_info(model)
             run.write_model_info(info)
             if str(info["encoder_weights"] or "").startswith("random"):
@@ -302,20 +310,23 @@ def train(
                   verbose=default_verbose() if verbose is None else verbose)
         trained = len(history) - start
     model_path = run.finish()
-    return TrainedRun(run, _build(lambda: load_model(model_path), mixed_precision), run.history(), trained, start)
+    return TrainedRun(run, load(model_path), run.history(), trained, start)
 
 
-def _build(build_model: Callable[[], keras.Model], mixed_precision: bool) -> keras.Model:
-    """``build_model()``, or a saved model's loader, under the ``mixed_float16`` policy when
-    asked.  The global policy is put back afterwards; the layers keep theirs.  (A checkpoint of
-    a mixed-precision run is loaded the same way, so that its optimizer is again wrapped in a
-    ``LossScaleOptimizer`` and its saved state, loss scale included, is restored.)"""
+@contextlib.contextmanager
+def precision_policy(mixed_precision: bool):
+    """Within this block, new and loaded models get Keras' ``mixed_float16`` policy when
+    ``mixed_precision`` (else nothing changes); the global policy is put back afterwards and
+    the layers keep theirs.  A checkpoint of a mixed-precision run is loaded inside it too, so
+    that its optimizer is again a ``LossScaleOptimizer`` and its saved state (loss scale
+    included) is restored."""
     if not mixed_precision:
-        return build_model()
+        yield
+        return
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
     try:
-        return build_model()
+        yield
     finally:
         keras.config.set_dtype_policy(previous)
 

@@ -324,21 +324,26 @@ def class_fractions(seg: np.ndarray, brain: np.ndarray | None = None) -> dict[st
     return {name: float(np.count_nonzero(values == label)) / total for label, name in LABEL_NAMES.items()}
 
 
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence], *, numeric: Sequence[bool] | None = None) -> "IPython.display.Markdown":  # noqa: F821
-    """A markdown table for a notebook output (rendered as a table in the book).
+def markdown_text(header: Sequence[str], rows: Iterable[Sequence], *, numeric: Sequence[bool] | None = None) -> str:
+    """A markdown table as text (pipes in cells escaped).
 
     Args:
         header: column titles.
         rows: one sequence of cells per row; cells are shown with ``str``.
         numeric: which columns to right-align; default: every column but the first.
     """
-    from IPython.display import Markdown
-
     numeric = [i > 0 for i in range(len(header))] if numeric is None else list(numeric)
     lines = ["| " + " | ".join(map(str, header)) + " |",
              "|" + "|".join("---:" if right else "---" for right in numeric) + "|"]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return Markdown("\n".join(lines))
+    return "\n".join(lines)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence], *, numeric: Sequence[bool] | None = None) -> "IPython.display.Markdown":  # noqa: F821
+    """:func:`markdown_text` as a notebook output (rendered as a table in the book)."""
+    from IPython.display import Markdown
+
+    return Markdown(markdown_text(header, rows, numeric=numeric))
 
 
 def class_fraction_figure(segs: Mapping[str, np.ndarray], title: str | None = "voxel fraction of each class") -> go.Figure:

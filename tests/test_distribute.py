@@ -18,7 +18,7 @@ import keras
 
 from bratslib.models.unet2d import build_unet2d
 from bratslib.results import read_json
-from bratslib.training import _build, distribution_strategy, mixed_precision_default, train
+from bratslib.training import distribution_strategy, mixed_precision_default, precision_policy, train
 from tests.test_training import DATA, MODEL, tiny_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,8 @@ def test_one_device_is_the_default_strategy_and_float32_on_the_cpu():
 
 
 def test_mixed_precision_builds_float16_layers_with_a_float32_output_and_trains(tiny_dataset, tmp_path):
-    model = _build(lambda: build_unet2d(**MODEL), mixed_precision=True)
+    with precision_policy(True):
+        model = build_unet2d(**MODEL)
     assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
     assert model.layers[1].dtype_policy.name == "mixed_float16" and model.output.dtype == "float32"
 
