@@ -35,13 +35,15 @@ def load_claims(chapter: str, path: str | os.PathLike | None = None) -> dict[str
 
 #: Keys of the claims that are a "Dice" of a model as a whole (not of one class or region).
 DICE_KEYS = ("dice", "dice_class_mean", "val_dice", "test_dice", "train_dice")
-#: Keys of the per-class Dice claims, in class order.
-CLASS_DICE_KEYS = ("dice_background", "dice_necrotic", "dice_oedema", "dice_enhancing")
 
 
 #: Class-Dice rows of the chapters' tables: key of :func:`bratslib.metrics.evaluate_case` -> label.
 CLASS_ROWS = {"dice_background": "Dice, background (0)", "dice_necrotic": "Dice, necrotic core (1)",
               "dice_oedema": "Dice, oedema (2)", "dice_enhancing": "Dice, enhancing tumour (4)"}
+#: Keys of the per-class Dice claims, in class order.
+CLASS_DICE_KEYS = tuple(CLASS_ROWS)
+#: Dice claims that are means of per-class Dice: key -> the classes averaged.
+COMPOSITE_DICE = {"dice_class_mean": CLASS_DICE_KEYS, "dice_tumour_mean": CLASS_DICE_KEYS[1:]}
 #: BraTS-region rows: Dice, sensitivity, specificity of WT, TC, ET.
 REGION_ROWS = {f"{m}_{r}": f"{label} {r}" for r in ("WT", "TC", "ET")
                for m, label in (("dice", "Dice"), ("sensitivity", "sensitivity"), ("specificity", "specificity"))}
@@ -55,7 +57,8 @@ def reproduced_values(evaluation, best: Mapping[str, float]) -> dict[str, tuple[
     """This run's number for each key a claim of ``book/claims.yml`` can have, with what it measures.
 
     Args:
-        evaluation: the run's :class:`bratslib.evaluate.Evaluation` on its test cases.
+        evaluation: the run's :class:`bratslib.evaluate.Evaluation` on its test cases (or
+            anything with its ``mean(key)`` and ``pooled_dice``, e.g. a collected run).
         best: the history row of the best epoch (``history[best_epoch]``).
 
     Returns:
@@ -70,9 +73,9 @@ def reproduced_values(evaluation, best: Mapping[str, float]) -> dict[str, tuple[
         "accuracy": (evaluation.mean("accuracy"), "voxel accuracy, " + per_case),
         "mean_iou": (evaluation.mean("mean_iou"), "mean IoU of the 4 classes, " + per_case),
         "dice": (evaluation.pooled_dice, "all-voxel Dice, background included, pooled over the test cases"),
-        "dice_class_mean": (float(np.mean([evaluation.mean(k) for k in CLASS_ROWS])),
+        "dice_class_mean": (float(np.mean([evaluation.mean(k) for k in COMPOSITE_DICE["dice_class_mean"]])),
                             "mean of the 4 per-class Dice (background included), " + per_case),
-        "dice_tumour_mean": (float(np.mean([evaluation.mean(k) for k in list(CLASS_ROWS)[1:]])),
+        "dice_tumour_mean": (float(np.mean([evaluation.mean(k) for k in COMPOSITE_DICE["dice_tumour_mean"]])),
                              "mean of the 3 tumour-class Dice, " + per_case),
     }
     at_best = "at the best epoch (this book keeps the best epoch, not the last)"

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from bratslib.results import Run, find_runs
+from bratslib.claims import COMPOSITE_DICE, reproduced_values
+from bratslib.results import DATA_KEYS, Run, find_runs
 
 #: Which chapter's claims each model answers, and the label the tables use.
 MODEL_CHAPTERS: dict[str, tuple[str, str]] = {
@@ -69,10 +70,17 @@ class ModelResult:
         """``key`` of every test case, in the order of ``per_case.csv``."""
         return np.array([row[key] for row in self.per_case], dtype=np.float64)
 
+    def mean(self, key: str) -> float:
+        """The mean over test cases of ``key``, as ``metrics.json`` holds it (segmentation runs)."""
+        return self.metrics["summary"][key]["mean"]
+
+    @property
+    def pooled_dice(self) -> float:
+        return self.metrics.get("pooled_dice", float("nan"))
+
 
 def _same_data(data: Mapping[str, Any], provenance: Mapping[str, Any]) -> bool:
-    keys = ("kind", "folder", "n_cases", "seed")
-    return all(data.get(k) == provenance.get(k) for k in keys)
+    return all(data.get(k) == provenance.get(k) for k in DATA_KEYS)
 
 
 def collect_runs(provenance: Mapping[str, Any], profile: str,
@@ -150,11 +158,7 @@ def _reproduced(result: ModelResult) -> dict[str, tuple[float, str]]:
         pooled = result.metrics["pooled"]
         return {k: (pooled[k], "all test slices pooled, threshold 0.5") for k in
                 ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")}
-    from bratslib.chapter import reproduced_values
-    from bratslib.evaluate import Evaluation
-
-    evaluation = Evaluation(result.per_case, result.metrics["summary"], result.metrics.get("pooled_dice", float("nan")))
-    return reproduced_values(evaluation, result.best)
+    return reproduced_values(result, result.best)
 
 
 def _verdict(report: float, ours: float | None, kind: str | None) -> str:
@@ -207,11 +211,8 @@ def _per_case_values(result: ModelResult, key: str) -> np.ndarray | None:
     when the reproduced number is not a mean over cases (pooled values, training logs)."""
     if result.is_classifier or not result.per_case:
         return None
-    from bratslib.claims import CLASS_ROWS
-
-    if key in ("dice_class_mean", "dice_tumour_mean"):
-        keys = list(CLASS_ROWS) if key == "dice_class_mean" else list(CLASS_ROWS)[1:]
-        return np.mean([result.values(k) for k in keys], axis=0)
+    if key in COMPOSITE_DICE:
+        return np.mean([result.values(k) for k in COMPOSITE_DICE[key]], axis=0)
     if key in result.per_case[0] and key != "case_id":
         return result.values(key)
     return None

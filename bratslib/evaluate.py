@@ -33,7 +33,7 @@ from bratslib.data.cache import CachedCase, PreprocessedCache, as_float32
 from bratslib.data.cases import load_case, save_label_map
 from bratslib.data.layout import CaseFiles, find_cases
 from bratslib.data.preprocess import one_hot, resize_back, to_brats_labels
-from bratslib.metrics import PooledDice, evaluate_case, summarise
+from bratslib.metrics import PooledDice, classification_metrics, evaluate_case, summarise
 from bratslib.results import Run
 
 
@@ -167,9 +167,9 @@ def evaluate_cases(
     cache = _cache(preprocessing, cache_dir)
     pooled = PooledDice()
     per_case = []
+    members = model if isinstance(model, (list, tuple)) else [model]
     for files in _progress(cases, "evaluating", progress):
         cached = cache.get(files)
-        members = model if isinstance(model, (list, tuple)) else [model]
         probabilities = np.mean([predict_probabilities(m, cached, batch_size) for m in members], axis=0)
         pooled.update(one_hot(np.asarray(cached.labels), probabilities.shape[-1]), probabilities)
         prediction = _to_original_grid(probabilities, cached)
@@ -240,8 +240,8 @@ def evaluate_run(
         model: the run's model if already loaded (else ``model.keras`` is loaded).
     """
     run = run if isinstance(run, Run) else Run(run)
-    if name is None and run.metrics() is not None:
-        saved = run.metrics()
+    saved = run.metrics() if name is None else None
+    if saved is not None:
         return Evaluation(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
                           {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
     if model is None:
@@ -294,14 +294,15 @@ def evaluate_ensemble(runs: Sequence[Run], data_dir: str | os.PathLike, *, model
 # ----------------------------------------------------------------------------- the baseline
 
 
-def baseline_images(files: CaseFiles, normalize: str = "volume") -> tuple[np.ndarray, np.ndarray | None]:
+def baseline_images(files: CaseFiles, normalize: str = "volume", labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """FLAIR and T1ce of a case, normalised on the original grid, (x, y, z, 2), and its labels
-    (or None): the input of the threshold baseline."""
+    (None for an unlabeled case, or when ``labels`` is False: not read): the input of the
+    threshold baseline."""
     from bratslib.data.preprocess import normalize_intensity
 
     case = load_case(files, ("flair", "t1ce"))
     try:
-        return normalize_intensity(case.stack(("flair", "t1ce")), normalize), case.seg
+        return normalize_intensity(case.stack(("flair", "t1ce")), normalize), case.seg if labels else None
     finally:
         case.release()
 
@@ -320,7 +321,7 @@ def evaluate_baseline(train_cases: Sequence[CaseFiles], test_cases: Sequence[Cas
     pairs = [baseline_images(f, normalize) for f in _progress(list(train_cases), "fitting the baseline", progress)]
     baseline = ThresholdBaseline.fit([x for x, _ in pairs], [s for _, s in pairs])
     del pairs
-    evaluation = evaluate_predictions(lambda f: baseline.predict(baseline_images(f, normalize)[0]), test_cases,
+    evaluation = evaluate_predictions(lambda f: baseline.predict(baseline_images(f, normalize, labels=False)[0]), test_cases,
                                       progress=progress)
     evaluation.info = {"model": "threshold baseline", "thresholds": {"flair": baseline.t_flair, "t1ce": baseline.t_t1ce},
                        "fitted_on": [c.case_id for c in train_cases]}
@@ -330,7 +331,7 @@ def evaluate_baseline(train_cases: Sequence[CaseFiles], test_cases: Sequence[Cas
 # ----------------------------------------------------------------------------- slice classifiers
 
 
-def evaluate_classifier(run: Run, model, dataset, *, batch_size: int = 64) -> dict[str, Any]:
+def evaluate_classifier(run: Run, model, dataset) -> dict[str, Any]:
     """Score a tumour / no-tumour slice classifier on every slice of ``dataset`` and write the
     result into the run (``metrics.json``: :func:`bratslib.metrics.classification_metrics`
     of all slices pooled, and their spread over cases; ``per_case.csv``: the same per case).
@@ -345,8 +346,6 @@ def evaluate_classifier(run: Run, model, dataset, *, batch_size: int = 64) -> di
         The content of ``metrics.json``, with ``scores`` and ``labels`` (every slice's
         probability of tumour and true class, in the dataset's order) added in memory.
     """
-    from bratslib.metrics import classification_metrics
-
     if dataset.shuffle or dataset.samples_per_epoch is not None:
         raise ValueError("evaluate_classifier needs every slice once: a dataset without shuffle or samples_per_epoch")
     labels = dataset.slice_labels()
@@ -362,7 +361,7 @@ def evaluate_classifier(run: Run, model, dataset, *, batch_size: int = 64) -> di
                                      if k != "confusion"}}
                 for case in dict.fromkeys(cases)]
     result = {"run": run.name, "split": "test", "pooled": pooled,
-              "summary": summarise([{k: v for k, v in row.items() if k != "case_id"} for row in per_case]),
+              "summary": summarise([_scores(row) for row in per_case]),
               "min_tumour_pixels": dataset.min_tumour_pixels, "scores": scores.round(6).tolist()}
     if saved is None:
         run.write_evaluation(result, per_case)

@@ -370,8 +370,12 @@ def _free_folder(parent: Path, name: str) -> Path:
     return candidate
 
 
+#: What makes two data provenances "the same data" (for run identity and for collecting runs).
+DATA_KEYS = ("kind", "n_cases", "seed", "folder")
+
+
 def _identity(config: Mapping, data: Mapping, code: str) -> str:
-    data_key = {k: data.get(k) for k in ("kind", "n_cases", "seed", "folder")}
+    data_key = {k: data.get(k) for k in DATA_KEYS}
     blob = json.dumps([config, data_key, code], sort_keys=True, default=_json_default)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -21,8 +21,6 @@ from bratslib.models.backbones import IMAGENET_MEAN, STAGES, PretrainedWeightsWa
 from bratslib.models.unet2d import BN_MOMENTUM
 
 # Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
 URL_FAILURE = (
     "URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
     "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5: None -- [Errno -3] Temporary failure in name resolution"

@@ -12,8 +12,6 @@ from bratslib.models.resnet_classifier import ENCODER_WEIGHTS
 from tests.test_resnet_classifier import tiny_batch
 
 pytestmark = [
-    # Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
-    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
     # PennyLane 0.45 still supports its TensorFlow interface, but warns at every new trace.
     pytest.mark.filterwarnings("ignore:Support for the TensorFlow interface is deprecated"),
 ]

@@ -15,8 +15,6 @@ from bratslib.models.resnet50_unet import build_resnet50_unet
 from tests.test_backbones import URL_FAILURE, imagenet_fails_with
 
 # Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
 
 @pytest.fixture(scope="module")
 def report_model():

@@ -9,8 +9,6 @@ import pytest
 from bratslib.models.resnet_classifier import ENCODER_WEIGHTS, build_resnet18_backbone, build_resnet_classifier
 
 # Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
 TINY = dict(input_shape=(32, 32, 3), n_classes=2, width=4, hidden=(8,))
 
 

@@ -10,8 +10,6 @@ from bratslib.losses import DiceFocalLoss
 from bratslib.models.transunet import PositionEmbedding, build_transunet
 
 # Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
 #: The docstring's settings: report-like (with 4 and 12 transformer layers) and CPU smoke;
 #: and a smaller one still for training and saving.
 REPORT = dict(base_filters=32, depth=4, embed_dim=256, num_heads=8, num_layers=4, mlp_dim=1024)

@@ -10,8 +10,6 @@ from bratslib.losses import DiceFocalLoss
 from bratslib.models.unet3d import build_unet3d
 
 # Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
 TINY = dict(input_shape=(16, 16, 16, 2), n_classes=2, base_filters=4, depth=2)
 
 

@@ -68,12 +68,9 @@ def build_deeplabv3plus(
 ) -> keras.Model:
     """DeepLabV3+ on ResNet50: images (B, H, W, C) in [0, 1] -> class probabilities (B, H, W, n_classes).
 
-    ``encoder_weights`` is ``"imagenet"`` or ``None`` (see
-    :func:`~bratslib.models.backbones.resnet50_encoder`; ImageNet weights need C = 3).  The
-    weights the encoder actually holds are recorded in the plain attribute
-    ``model.encoder_weights``: ``"imagenet"``, ``"random"`` or, where the download failed,
-    ``"random (imagenet download failed: <reason>)"``.  Record it with the results; a model
-    loaded back from a ``.keras`` file no longer has it.  The decoder's convolutions have
+    ``encoder_weights`` is ``"imagenet"`` or ``None`` (ImageNet weights need C = 3); the
+    weights the encoder actually holds are in ``model.encoder_weights``, as
+    :func:`~bratslib.models.backbones.resnet50_encoder` explains (not saved with the model).  The decoder's convolutions have
     ``aspp_filters`` filters, as in the paper.  H and W must be divisible by 16.  The output
     is float32, even under a mixed-precision policy.
 

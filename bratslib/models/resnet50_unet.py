@@ -39,12 +39,9 @@ def build_resnet50_unet(
 ) -> keras.Model:
     """A U-Net on ResNet50: images (B, H, W, C) in [0, 1] -> class probabilities (B, H, W, n_classes).
 
-    ``encoder_weights`` is ``"imagenet"`` or ``None`` (see
-    :func:`~bratslib.models.backbones.resnet50_encoder`; ImageNet weights need C = 3).  The
-    weights the encoder actually holds are recorded in the plain attribute
-    ``model.encoder_weights``: ``"imagenet"``, ``"random"`` or, where the download failed,
-    ``"random (imagenet download failed: <reason>)"``.  Record it with the results; a model
-    loaded back from a ``.keras`` file no longer has it.  ``freeze_encoder`` makes the
+    ``encoder_weights`` is ``"imagenet"`` or ``None`` (ImageNet weights need C = 3); the
+    weights the encoder actually holds are in ``model.encoder_weights``, as
+    :func:`~bratslib.models.backbones.resnet50_encoder` explains (not saved with the model).  ``freeze_encoder`` makes the
     encoder untrainable, its BatchNorm layers included (they then normalise with their
     moving statistics).  H and W must be divisible by 32.  The output is float32, even under
     a mixed-precision policy.
