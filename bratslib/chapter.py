@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from bratslib.claims import CLASS_ROWS, HD95_ROWS, OVERALL_ROWS, REGION_ROWS, claims_rows, reproduced_values
+from bratslib.claims import (
+    CLASS_ROWS, EVALUATION_ROWS, HD95_ROWS, OVERALL_ROWS, REGION_ROWS, claims_rows, load_claims, reproduced_values,
+)
 from bratslib.data.augment import AugmentConfig
 from bratslib.data.generators import Datasets, TumourSliceDataset, make_datasets
 from bratslib.data.source import data_provenance, resolve_data_dir
@@ -96,6 +98,15 @@ class ChapterSetup:
         prefix = self.chapter if builder is None else builder.__name__.removeprefix("build_")
         return f"{prefix}-{self.profile}-seed{self.seed}"
 
+    def settings_table(self, exclude: tuple[str, ...] = ("baseline_cases",)):
+        """The profile's settings as a table, the model's arguments as ``model: <name>`` rows."""
+        from bratslib import viz
+
+        s = self.settings
+        return viz.markdown_table(["setting", f"profile {self.profile!r}"],
+                                  [(k, v) for k, v in s.items() if k not in ("model", *exclude)] +
+                                  [(f"model: {k}", v) for k, v in s["model"].items()])
+
     def datasets(self, cache_dir: str | os.PathLike | None = None, progress: bool = True, workers: int = 1) -> Datasets:
         """Train / val / test datasets by case, as the profile says (size, modalities,
         slices per epoch, foreground share, augmentation).
@@ -139,6 +150,23 @@ class ChapterSetup:
                      **{"strategy": self.strategy, **train_kwargs})
 
 
+def evaluation_table(evaluation, label: str):
+    """The mean ± sd over the test cases of every metric (:data:`~bratslib.claims.EVALUATION_ROWS`)."""
+    from bratslib import viz
+
+    return viz.metric_table({f"{label}, mean ± sd over test cases": evaluation.summary}, EVALUATION_ROWS)
+
+
+def report_table(chapter: str, evaluation, result: TrainedRun):
+    """The report's numbers of ``chapter`` (``book/claims.yml``) beside this run's, with what
+    each of ours measures and where the report gives its number."""
+    from bratslib import viz
+
+    return viz.markdown_table(["", "report", "this run", "what this run measures", "report's source"],
+                              claims_rows(load_claims(chapter), reproduced_values(evaluation, result.best)),
+                              numeric=[False, True, True, False, False])
+
+
 def classification_training() -> dict[str, Any]:
     """The :func:`bratslib.training.train` arguments of a tumour / no-tumour slice classifier:
     cross-entropy, accuracy and ROC AUC (fresh metric objects on each call), the best epoch
@@ -180,5 +208,5 @@ def median_case_viewer(result: TrainedRun, evaluation, data_root: str | os.PathL
     return figure, files
 
 
-__all__ = ["ChapterSetup", "classification_training", "median_case_viewer", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
+__all__ = ["ChapterSetup", "classification_training", "evaluation_table", "median_case_viewer", "report_table", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
            "claims_rows"]

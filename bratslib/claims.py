@@ -51,6 +51,8 @@ REGION_ROWS = {f"{m}_{r}": f"{label} {r}" for r in ("WT", "TC", "ET")
 HD95_ROWS = {f"hd95_{r}": f"HD95 {r} (mm)" for r in ("WT", "TC", "ET")}
 #: Whole-volume rows: the numbers a Keras notebook usually prints.
 OVERALL_ROWS = {"accuracy": "voxel accuracy", "mean_iou": "mean IoU (4 classes)"}
+#: Every row of a chapter's evaluation table, in order.
+EVALUATION_ROWS = {**CLASS_ROWS, **REGION_ROWS, **HD95_ROWS, **OVERALL_ROWS}
 
 
 def reproduced_values(evaluation, best: Mapping[str, float]) -> dict[str, tuple[float, str]]:

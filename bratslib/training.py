@@ -36,6 +36,7 @@ import contextlib
 import logging
 import math
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -73,6 +74,18 @@ class TrainedRun:
     @property
     def best_epoch(self) -> int:
         return int(self.run.state["best_epoch"])
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The history row of the best epoch."""
+        return self.history[self.best_epoch]
+
+    def summary(self) -> str:
+        """Where the run is, its best epoch, size, median seconds per epoch and peak memory."""
+        median = statistics.median(row["seconds"] for row in self.history)
+        return (f"run folder: {self.run.path}\nbest epoch: {self.best_epoch + 1} of {len(self.history)}; "
+                f"{self.run.model_info['parameters']:,} parameters, {median:.0f} s per epoch (median), "
+                f"peak memory {max(row['peak_memory_mb'] for row in self.history):,.0f} MiB")
 
 
 def default_verbose() -> int:

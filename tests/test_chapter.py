@@ -84,3 +84,40 @@ def test_datasets_can_prepare_batches_in_worker_processes(tiny_dataset, tmp_path
     x1, y1 = one.train[0]
     x2, y2 = two.train[0]
     assert (x1 == x2).all() and (y1 == y2).all()  # the same batches, whoever prepares them
+
+
+def test_the_chapter_tables_come_from_the_library(tiny_dataset):
+    from types import SimpleNamespace
+
+    from bratslib.chapter import evaluation_table, report_table
+    from bratslib.claims import EVALUATION_ROWS
+
+    setup = ChapterSetup.create("unet2d", "tiny", data_dir=tiny_dataset)
+    table = setup.settings_table().data
+    assert "| model: base_filters | 4 |" in table and "| epochs | 2 |" in table and "baseline_cases" not in table
+    assert "| baseline_cases |" in setup.settings_table(exclude=()).data
+
+    evaluation = _evaluation()
+    rows = evaluation_table(evaluation, "U-Net").data
+    assert "U-Net, mean ± sd over test cases" in rows
+    assert all(label in rows for label in EVALUATION_ROWS.values())
+
+    result = SimpleNamespace(best={"val_loss": 0.5, "val_accuracy": 0.99})
+    report = report_table("unet2d", evaluation, result).data
+    assert report.startswith("|  | report | this run | what this run measures | report's source |")
+    loss_row = next(line for line in report.splitlines() if line.startswith("| validation loss |"))
+    assert "| 0.5" in loss_row and "section 3.2.1" in report
+
+
+def test_trained_run_summary_names_folder_best_epoch_time_and_memory(tmp_path):
+    from types import SimpleNamespace
+
+    from bratslib.training import TrainedRun
+
+    run = SimpleNamespace(path=tmp_path / "unet2d-tiny-seed0", state={"best_epoch": 1}, model_info={"parameters": 7768})
+    history = [{"seconds": 3.0, "peak_memory_mb": 900.0}, {"seconds": 5.0, "peak_memory_mb": 950.0},
+               {"seconds": 4.0, "peak_memory_mb": 940.0}]
+    result = TrainedRun(run, None, history, 3, 0)
+    assert result.best is history[1]
+    assert result.summary() == (f"run folder: {run.path}\nbest epoch: 2 of 3; 7,768 parameters, 4 s per epoch "
+                                "(median), peak memory 950 MiB")
