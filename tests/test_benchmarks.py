@@ -64,3 +64,55 @@ def test_bench_book_reads_papermill_timings(tmp_path):
     nbformat.write(nb, executed / "a.ipynb")
     done = _bench("bench_book", "--root", str(tmp_path), "--executed", str(tmp_path / "executed"))
     assert "| a | 45.0 | 100% | 30.0 | 67% | `evaluation = evaluate_run(result.run)` (8.0) |" in done.stdout
+
+
+def test_gpu_check_projects_each_chapter_from_its_fastest_variant():
+    from benchmarks.gpu_check import book_total, kaggle_fit, project
+
+    def row(model, variant, rate, samples=39_990):
+        return {"model": model, "profile": "full", "variant": variant, "train_rate": rate, "epoch_s": samples / rate}
+
+    rows = [row("unet3d", "float32", 0.5, samples=258), row("resnet18_classical", "float32", 100.0),
+            row("resnet18_classical", "mixed", 200.0),
+            {"model": "resnet18_classical", "profile": "full", "variant": "xla", "error": ["out of memory"]},
+            row("resnet18_quantum", "float32", 50.0)]
+    unet3d, quantum = project(rows, "full")
+    # chapter 8 trains both classifiers for 30 epochs; validation: 55 cases x 155 slices at 3 x the rate
+    assert [p["variant"] for p in quantum["models"]] == ["mixed", "float32"] and quantum["missing"] == []
+    expected = 30 * (39_990 / 200 + 39_990 / 50 + 8_525 / 600 + 8_525 / 150)
+    assert quantum["projected_s"] == pytest.approx(expected) and quantum["notebook"] == "08_quantum_vs_classical"
+    assert unet3d["projected_s"] == pytest.approx(50 * (258 / 0.5 + 55 / 1.5)) and unet3d["notebook"] == "03_unet3d"
+    book = book_total([unet3d, quantum])
+    assert book["projected_h"] == pytest.approx((expected + unet3d["projected_s"]) / 3600) and not book["complete"]
+    assert [kaggle_fit(s) for s in (60, 12 * 3600, 12 * 3600 + 1, 30 * 3600)] == [
+        "yes", "yes", "no: resume across 2 sessions", "no: resume across 3 sessions"]
+
+
+@pytest.mark.slow
+def test_gpu_check_measures_projects_and_says_no_gpu_was_measured(tmp_path):
+    from bratslib.profiles import profile_settings
+
+    done = _bench("gpu_check", "--profile", "tiny", "--models", "unet2d", "resnet18_quantum", "--warmup", "1",
+                  "--steps", "1", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    results = report["results"]
+    assert "no GPU was measured: CPU numbers, for testing the check only" in report["title"]
+    assert results["gpu"] is False and results["variants"] == ["float32"]
+    rows = results["rows"]
+    assert [(r["model"], r["variant"]) for r in rows] == [("unet2d", "float32"), ("resnet18_quantum", "float32")]
+    assert all(r["train_rate"] > 0 and r["peak_mb"] > 0 for r in rows), rows
+    assert all(r["epoch_s"] == pytest.approx(32 / r["train_rate"]) for r in rows)  # tiny: 32 samples per epoch
+    chapters = {c["chapter"]: c for c in results["chapters"]}
+    assert list(chapters) == ["unet2d", "quantum"] and chapters["quantum"]["missing"] == ["resnet18_classical"]
+    for chapter, row in zip(chapters.values(), rows):
+        epochs = profile_settings(chapter["chapter"], "tiny")["epochs"]
+        val_s = 16 / (3 * row["train_rate"])  # tiny: 16 validation samples, at 3 x the training rate
+        assert chapter["epochs"] == epochs and chapter["val_epoch_s"] == pytest.approx(val_s)
+        assert chapter["projected_s"] == pytest.approx(epochs * (row["epoch_s"] + val_s))
+        assert chapter["kaggle"] == "yes"
+    book = results["book"]
+    assert book["projected_s"] == pytest.approx(sum(c["projected_s"] for c in chapters.values()))
+    assert book["complete"] is False
+    md = (tmp_path / "gpu_check.md").read_text()
+    assert "| 02_unet2d | unet2d (float32) | 2 |" in md and "**whole book** (measured models only)" in md
+    assert "no GPU was measured" in done.stdout
