@@ -1,10 +1,11 @@
 # brats-book: two commands do everything from a fresh clone.
 #
 #   make book    set up .venv, write the synthetic data, execute the notebooks, build the HTML
-#   make test    set up .venv, run the whole test suite
+#   make test    set up .venv, run the test suite
 #   make help    the other targets and the variables
 #
-# The virtual environment is (re)installed from pyproject.toml whenever that file changes.
+# The virtual environment is (re)installed from pyproject.toml with the exact versions of
+# constraints.txt whenever either file changes.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -39,16 +40,19 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 unexport PYTHONHOME
 
-.PHONY: help setup data execute html book test bench clean distclean
+.PHONY: help setup lock data execute html book test test-hosted bench gpu-check clean distclean
 
 help:
 	@echo "make book       set-up, synthetic data ($(BOOK_CASES) cases, seed $(SEED)), execute the notebooks, build the HTML"
-	@echo "make test       set-up, then pytest over tests/ (the whole suite)"
-	@echo "make setup      create $(VENV) and install -e \".[$(EXTRAS)]\" (redone when pyproject.toml changes)"
+	@echo "make test       set-up, then pytest over tests/ (all but the hosted-environment tests)"
+	@echo "make test-hosted  Colab- and Kaggle-like environments (Python 3.13 / 3.12): the documented install changes nothing, a chapter runs"
+	@echo "make setup      create $(VENV) and install -e \".[$(EXTRAS)]\" -c constraints.txt (redone when either changes)"
+	@echo "make lock       rewrite constraints.txt from a fresh environment of pyproject.toml's ranges"
 	@echo "make data       write the synthetic data set into $(SYNTH_DIR) (skipped when already there)"
 	@echo "make execute    execute the notebooks of _toc.yml into $(EXECUTED)/ (only those that changed or failed)"
 	@echo "make html       build the HTML book from the executed notebooks"
 	@echo "make bench      run the benchmarks by hand (minutes; a quiet machine), reports into benchmarks/results/"
+	@echo "make gpu-check  every model at the report's size (float32, mixed precision, XLA) and each chapter's projected full run"
 	@echo "make clean      remove build/ (keeps $(VENV));  make distclean also removes $(VENV)"
 	@echo
 	@echo "variables: BOOK_CASES=$(BOOK_CASES) SEED=$(SEED) PROFILE=$(PROFILE) DATA_DIR=$(DATA_DIR) PYTHON=$(PYTHON)"
@@ -58,11 +62,22 @@ help:
 
 setup: $(VENV_STAMP)
 
-$(VENV_STAMP): pyproject.toml
-	@echo "== setting up $(VENV) from pyproject.toml"
+$(VENV_STAMP): pyproject.toml constraints.txt
+	@echo "== setting up $(VENV) from pyproject.toml and constraints.txt"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[$(EXTRAS)]"
+	@# tensorflow-cpu (the cpu extra before) and tensorflow write the same package: never both
+	if $(BIN)/python -m pip show -q tensorflow-cpu 2>/dev/null; then $(BIN)/python -m pip uninstall -y tensorflow-cpu tensorflow; fi
+	$(BIN)/python -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
+
+# constraints.txt from scratch: the newest versions pyproject.toml's ranges admit, in a fresh venv
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install -e ".[cpu,book,test]"
+	{ sed -n '/^#/p' constraints.txt; build/lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^#\|^-e\|^bratslib'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf build/lock-venv
 
 # --------------------------------------------------------------------------- data
 
@@ -103,7 +118,14 @@ book: data | $(VENV_STAMP)
 
 test: $(VENV_STAMP)
 	@echo "== running the test suite"
-	MPLBACKEND=Agg $(BIN)/python -m pytest $(PYTEST_ARGS)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m "not hosted" $(PYTEST_ARGS)
+
+# Colab (Python 3.13) and Kaggle (Python 3.12) as tests/hosted/*.txt describe them, built from
+# pyenv's interpreters: installing bratslib the documented way changes no preinstalled package
+# and a chapter runs (a few minutes; .ci/run runs it after `make test`)
+test-hosted: $(VENV_STAMP)
+	@echo "== installing bratslib into Colab- and Kaggle-like environments"
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m hosted $(PYTEST_ARGS) tests/test_hosted_install.py
 
 # --------------------------------------------------------------------------- benchmarks
 
@@ -116,6 +138,12 @@ bench: $(VENV_STAMP)
 	$(BIN)/python benchmarks/bench_train.py --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_quantum.py
 	$(BIN)/python benchmarks/bench_book.py --executed $(EXECUTED) --out $(BENCH_OUT)
+
+# One command on a GPU machine (Colab, Kaggle): each model's step at the report's size in float32,
+# mixed precision and XLA, and the projected wall time of every chapter's full run.  On a CPU it
+# measures float32 only, in a few minutes, and its report says that no GPU was measured.
+gpu-check: $(VENV_STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --out $(BENCH_OUT)
 
 # --------------------------------------------------------------------------- cleaning
 

@@ -51,6 +51,8 @@ class ChapterSetup:
         strategy: the ``tf.distribute`` strategy to train under; None:
             :func:`bratslib.training.distribution_strategy` (mirrored over several GPUs).  The
             profile's ``batch_size`` is per replica: the datasets serve it times the replicas.
+        time_limit_hours: hours each :meth:`train` call may train in this session (None: no
+            limit); a run stopped by it continues when the chapter runs again.
     """
 
     chapter: str
@@ -61,6 +63,7 @@ class ChapterSetup:
     provenance: dict[str, Any]
     skip_bad_cases: bool = False
     strategy: Any = None
+    time_limit_hours: float | None = None
 
     def __post_init__(self):
         if self.strategy is None:
@@ -73,12 +76,26 @@ class ChapterSetup:
 
     @classmethod
     def create(cls, chapter: str, profile: str, *, data_dir: str | os.PathLike | None = None, n_cases: int = 20,
-               seed: int = 0, skip_bad_cases: bool = False, strategy: Any = None, **overrides: Any) -> ChapterSetup:
+               seed: int = 0, skip_bad_cases: bool = False, strategy: Any = None,
+               time_limit_hours: float | None = None, resume_from: str | os.PathLike | None = None,
+               results_dir: str | os.PathLike | None = None, **overrides: Any) -> ChapterSetup:
         """Settings of ``chapter`` under ``profile`` (``overrides`` that are None are ignored),
-        and the data: ``data_dir``, or the synthetic data set of ``n_cases`` cases and ``seed``."""
+        and the data: ``data_dir``, or the synthetic data set of ``n_cases`` cases and ``seed``.
+
+        ``resume_from``: a results folder of an earlier session (e.g. a Kaggle notebook's
+        earlier output, ``/kaggle/input/<notebook>/results``) whose runs are first copied into
+        ``results_dir`` (:func:`bratslib.results.restore_runs`), so that training continues
+        them.  ``time_limit_hours``: see the class attributes."""
         settings = profile_settings(chapter, profile, **overrides)
+        if resume_from is not None:
+            from bratslib.results import restore_runs
+
+            copied = restore_runs(resume_from, results_dir)
+            print(f"resume_from: {len(copied)} run(s) copied from {resume_from}" + (f": {', '.join(copied)}" if copied else
+                  " (none newer than those already in the results folder)"))
         root = resolve_data_dir(data_dir, synthetic_cases=n_cases, seed=seed)
-        return cls(chapter, profile, seed, settings, root, data_provenance(root), bool(skip_bad_cases), strategy)
+        return cls(chapter, profile, seed, settings, root, data_provenance(root), bool(skip_bad_cases), strategy,
+                   time_limit_hours)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -147,7 +164,11 @@ class ChapterSetup:
         return train(lambda: builder(**kwargs), datasets, name=name, config=config, data=self.provenance,
                      epochs=s["epochs"], learning_rate=s["learning_rate"], lr_patience=s["lr_patience"],
                      stop_patience=s["stop_patience"], seed=self.seed, results_dir=results_dir,
-                     **{"strategy": self.strategy, **train_kwargs})
+                     **{"strategy": self.strategy, "time_limit": self.time_limit_seconds, **train_kwargs})
+
+    @property
+    def time_limit_seconds(self) -> float | None:
+        return None if self.time_limit_hours is None else float(self.time_limit_hours) * 3600
 
 
 def evaluation_table(evaluation, label: str):
@@ -158,7 +179,7 @@ def evaluation_table(evaluation, label: str):
 
 
 def report_table(chapter: str, evaluation, result: TrainedRun):
-    """The report's numbers of ``chapter`` (``book/claims.yml``) beside this run's, with what
+    """The report's numbers of ``chapter`` (``bratslib/claims.yml``) beside this run's, with what
     each of ours measures and where the report gives its number."""
     from bratslib import viz
 

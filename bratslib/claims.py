@@ -1,4 +1,4 @@
-"""The report's numbers (``book/claims.yml``), so chapters can set them beside their own."""
+"""The report's numbers (``bratslib/claims.yml``), so chapters can set them beside their own."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 #: The claims file of the book, beside the package in a checkout.
-CLAIMS_FILE = Path(__file__).resolve().parents[1] / "book" / "claims.yml"
+CLAIMS_FILE = Path(__file__).resolve().parent / "claims.yml"
 
 
 def load_claims(chapter: str, path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -56,7 +56,7 @@ EVALUATION_ROWS = {**CLASS_ROWS, **REGION_ROWS, **HD95_ROWS, **OVERALL_ROWS}
 
 
 def reproduced_values(evaluation, best: Mapping[str, float]) -> dict[str, tuple[float, str]]:
-    """This run's number for each key a claim of ``book/claims.yml`` can have, with what it measures.
+    """This run's number for each key a claim of ``bratslib/claims.yml`` can have, with what it measures.
 
     Args:
         evaluation: the run's :class:`bratslib.evaluate.Evaluation` on its test cases (or
@@ -126,7 +126,7 @@ def load_all_claims(path: str | os.PathLike | None = None) -> dict[str, Any]:
 
     path = Path(path) if path is not None else CLAIMS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the report's claims are read from the book's checkout (book/claims.yml)")
+        raise FileNotFoundError(f"{path}: the report's claims ship with bratslib as bratslib/claims.yml; reinstall bratslib")
     return yaml.safe_load(path.read_text())
 
 

@@ -2,7 +2,7 @@
 
 The model chapters each leave a run folder in ``results/``.  This module finds the runs that
 belong to one data set and profile (:func:`collect_runs`), reads their evaluations back, puts
-every claim of ``book/claims.yml`` beside the reproduced number with a verdict
+every claim of ``bratslib/claims.yml`` beside the reproduced number with a verdict
 (:func:`claim_table`), and gives the statistics that say whether a difference means anything:
 a bootstrap interval of a mean over cases (:func:`bootstrap_ci`, ``scipy.stats.bootstrap``)
 and a paired test of two models on the same cases (:func:`paired_comparison`,

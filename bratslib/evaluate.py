@@ -234,12 +234,20 @@ def evaluate_run(
     The run's own evaluation (``name=None``: its test split, written once as
     ``metrics.json`` and ``per_case.csv``) is read back if it exists rather than computed
     again.  With a ``name``, the evaluation goes to ``evaluations/<name>/`` (a numbered
-    folder if that exists), e.g. for other data.
+    folder if that exists), e.g. for other data.  A run that has not finished training (a
+    time limit stopped it) is scored with its best model so far into
+    ``evaluations/unfinished-epoch<N>/``, never as the run's own result.
 
     Args:
         model: the run's model if already loaded (else ``model.keras`` is loaded).
     """
     run = run if isinstance(run, Run) else Run(run)
+    if name is None and not run.finished:
+        # a run stopped by a time limit: its best-so-far model is scored, but not as the run's
+        # own result, which the finished run writes (the next session continues training)
+        name = f"unfinished-epoch{int(run.state.get('epoch', -1)) + 1}"
+        print(f"{run.name} has not finished training: this evaluation of the best model so far goes to "
+              f"evaluations/{name}/, not to the run's metrics.json")
     saved = run.metrics() if name is None else None
     if saved is not None:
         return Evaluation(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
@@ -247,7 +255,7 @@ def evaluate_run(
     if model is None:
         from bratslib.models import load_model
 
-        model = load_model(run.model_path)
+        model = load_model(run.model_path if run.finished else run.checkpoint_dir / run.state["best_checkpoint"])
     cases = run_cases(run, data_dir, split)
     evaluation = evaluate_cases(model, cases, run.config["preprocessing"], cache_dir=cache_dir,
                                 predictions_dir=predictions_dir, progress=progress)

@@ -437,6 +437,53 @@ def open_run(
     return Run(path)
 
 
+def _progress(run_dir: Path) -> tuple[int, int]:
+    """(finished?, last epoch) of a run folder, for choosing the copy that is further along."""
+    state_file = run_dir / "state.json"
+    state = read_json(state_file) if state_file.is_file() else {}
+    return int(state.get("status") == "finished"), int(state.get("epoch", -1))
+
+
+def restore_runs(source: str | os.PathLike, results_dir: str | os.PathLike | None = None) -> list[str]:
+    """Copy the run folders of ``source`` (an earlier session's results folder, possibly
+    read-only, e.g. ``/kaggle/input/<notebook>/results``) into ``results_dir``, so that
+    :func:`bratslib.training.train` continues them there.
+
+    A run that is already in ``results_dir`` is replaced only when the copy in ``source`` is
+    further along (finished, or a later epoch); nothing further along is ever overwritten.
+    Each run is copied to a temporary folder first and then moved into place.
+
+    Returns:
+        the names of the runs copied.
+
+    Raises:
+        FileNotFoundError: ``source`` is not a folder.
+    """
+    source = Path(source).expanduser()
+    if not source.is_dir():
+        raise FileNotFoundError(f"resume_from={str(source)!r}: no such folder (on Kaggle: add the earlier "
+                                "version's output as an input; it appears under /kaggle/input/)")
+    root = Path(results_dir).expanduser() if results_dir is not None else default_results_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for run_dir in sorted(p for p in source.iterdir() if (p / "config.json").is_file()):
+        target = root / run_dir.name
+        if target.exists() and _progress(target) >= _progress(run_dir):
+            continue
+        tmp = root / f".{run_dir.name}.{uuid.uuid4().hex[:8]}.tmp"
+        shutil.copytree(run_dir, tmp)
+        try:
+            if target.exists():
+                old = root / f".{run_dir.name}.{uuid.uuid4().hex[:8]}.old"
+                os.replace(target, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        copied.append(run_dir.name)
+    return copied
+
+
 def find_runs(prefix: str = "", results_dir: str | os.PathLike | None = None) -> list[Run]:
     """Run folders under the results folder whose name starts with ``prefix``, oldest first."""
     root = Path(results_dir).expanduser() if results_dir is not None else default_results_dir()

@@ -18,6 +18,12 @@ checkpoint and continues at the next epoch with the same learning rate, the same
 early-stopping patience left and the data order of that epoch.  A run that finished is not
 trained again: its best model is loaded and returned.
 
+``time_limit`` (seconds) ends a call before a session would end it: after each epoch,
+training stops when one more epoch (as long as the longest so far) would not fit.  The run
+then stays unfinished (``TrainedRun.complete`` is False, the best model so far is returned)
+and the next call with the same arguments continues it; on Kaggle, whose sessions last 12
+hours, this is how a ``full`` run spans several sessions (``book/real_data.md``).
+
 Devices: with several GPUs visible (Kaggle's two T4s), :func:`distribution_strategy` gives a
 ``tf.distribute.MirroredStrategy`` over them: the model is built, compiled and trained in its
 scope, each batch of the datasets (the *global* batch) is split between the replicas, and
@@ -63,6 +69,8 @@ class TrainedRun:
         history: one dict per epoch (``history.csv``).
         trained_epochs: epochs trained by this call (0 when a finished run was reused).
         resumed_at: the epoch this call started at (0 for a fresh run).
+        complete: False when ``time_limit`` stopped training before the run finished: the
+            model is the best so far, and calling :func:`train` again continues the run.
     """
 
     run: Run
@@ -70,6 +78,7 @@ class TrainedRun:
     history: list[dict[str, Any]]
     trained_epochs: int
     resumed_at: int
+    complete: bool = True
 
     @property
     def best_epoch(self) -> int:
@@ -195,6 +204,34 @@ class _RunRecorder(keras.callbacks.Callback):
                                  best_epoch=self.best_epoch, callbacks=callbacks)
 
 
+class _TimeLimit(keras.callbacks.Callback):
+    """Stops training after the epoch at which one more epoch, as long as the longest so far,
+    would end after ``deadline`` (``time.monotonic()`` seconds; None: never).  After the first
+    epoch it says how long the remaining epochs take at that pace, when that is over 10 minutes."""
+
+    def __init__(self, deadline: float | None, epochs: int):
+        super().__init__()
+        self.deadline, self.epochs, self.longest, self.stopped = deadline, epochs, 0.0, False
+        self._started, self._first = 0.0, True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        self.longest = max(self.longest, now - self._started)
+        remaining = self.epochs - epoch - 1
+        if self._first and remaining * self.longest > 600:
+            fits = "" if self.deadline is None else \
+                f"; this session's time limit leaves room for about {int((self.deadline - now) // self.longest)} more"
+            print(f"epoch {epoch + 1} took {self.longest / 60:.1f} min: the {remaining} remaining epoch(s) take about "
+                  f"{remaining * self.longest / 3600:.1f} h at this pace (early stopping may end sooner){fits}")
+        self._first = False
+        if self.deadline is not None and now + self.longest > self.deadline:
+            self.stopped = True
+            self.model.stop_training = True
+
+
 def _jsonable(value: Any) -> Any:
     value = float(value) if hasattr(value, "__float__") else value
     if isinstance(value, float) and math.isinf(value):
@@ -225,6 +262,7 @@ def train(
     verbose: int | None = None,
     strategy=None,
     mixed_precision: bool | None = None,
+    time_limit: float | None = None,
 ) -> TrainedRun:
     """Train (or resume, or reuse) one run and return its best model.
 
@@ -254,7 +292,10 @@ def train(
             over several GPUs, else one device).  The datasets' batch is the global batch.
         mixed_precision: build the model under ``mixed_float16``; default
             :func:`mixed_precision_default` (GPUs with tensor cores only).
+        time_limit: seconds this call may train (None: no limit); see the module docstring.
+            A run stopped by it is left unfinished and continues on the next call.
     """
+    started = time.monotonic()
     loss = loss if loss is not None else DiceFocalLoss()
     batch_size = getattr(datasets.train, "batch_size", None)
     strategy = strategy if strategy is not None else distribution_strategy()
@@ -315,13 +356,22 @@ def train(
         "early_stopping": keras.callbacks.EarlyStopping(monitor, patience=stop_patience, mode=mode, verbose=1),
     }
     recorder = _RunRecorder(run, monitor, mode, history, best, best_epoch, others, saved)
+    limit = _TimeLimit(None if time_limit is None else started + time_limit, epochs)
     trained = 0
     if start < epochs and not _stopped_early(saved, stop_patience):
         datasets.train.set_epoch(start)
         model.fit(datasets.train, validation_data=datasets.val, epochs=epochs, initial_epoch=start, shuffle=False,
-                  callbacks=[*others.values(), recorder, *callbacks],
+                  callbacks=[*others.values(), recorder, *callbacks, limit],
                   verbose=default_verbose() if verbose is None else verbose)
         trained = len(history) - start
+    if limit.stopped and len(history) < epochs and not _stopped_early(
+            run.state.get("callbacks"), stop_patience):
+        print(f"time limit: {run.name} stopped after epoch {len(history)} of {epochs} "
+              f"({time_limit / 3600:.2f} h for this session); run again with the same results folder to "
+              f"continue at epoch {len(history) + 1}. The model returned is the best so far (epoch "
+              f"{int(run.state['best_epoch']) + 1}).")
+        best_model = load(run.checkpoint_dir / run.state["best_checkpoint"])
+        return TrainedRun(run, best_model, run.history(), trained, start, complete=False)
     model_path = run.finish()
     return TrainedRun(run, load(model_path), run.history(), trained, start)
 

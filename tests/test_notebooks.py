@@ -93,6 +93,7 @@ def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed
     # the performance page includes the committed benchmark reports
     dom = dump_dom(html / "book" / "performance.html", tmp_path / "chromium-performance")
     tables = re.findall(r"<table\b.*?</table>", dom, flags=re.S)
-    assert len(tables) == 4, f"expected the 4 benchmark tables, found {len(tables)}"
+    assert len(tables) == 6, f"expected the 6 benchmark tables, found {len(tables)}"
+    assert any("fits a 12 h Kaggle session" in t for t in tables), "the GPU check's projection is missing"
     assert any("naive, shuffled slices" in t for t in tables) and any("resnet18_quantum" in t for t in tables)
     assert any("02_unet2d" in t for t in tables), "the book's timing table is missing"

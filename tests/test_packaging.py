@@ -1,7 +1,12 @@
-"""The project's packaging stays consistent: pins, table of contents, committed notebooks.
+"""The project's packaging stays consistent: ranges, lock, table of contents, committed notebooks.
 
-* ``environment.yml`` (conda users) repeats exactly the pins of ``pyproject.toml``'s
-  dependencies and of its ``cpu``, ``book`` and ``test`` extras, plus ``-e .``;
+* ``pyproject.toml`` declares ranges (Colab and Kaggle bring their own versions), Python 3.10
+  to 3.13, an SPDX licence, every package the library imports, and TensorFlow only as the plain
+  ``tensorflow`` distribution (a preinstalled one satisfies it, none is overlaid);
+* ``constraints.txt`` pins every declared package within its range (the Makefile, ``.ci/run``
+  and ``environment.yml`` install from it);
+* each chapter's install cell is the same and matches the command of the README and
+  ``book/real_data.md``;
 * ``_toc.yml`` lists only files that exist, and every notebook under ``notebooks/``;
 * committed notebooks carry no outputs and exactly one cell tagged ``parameters``;
 * ``_config.yml`` builds from executed notebooks and loads plotly.js locally.
@@ -9,28 +14,29 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+import sys
 import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bratslib.book import missing_toc_entries, toc_entries, toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 EXTRAS_IN_ENVIRONMENT = ("cpu", "book", "test")
-
-
-def _normalise(requirement: str) -> str:
-    """``Name_X [extra] == 1.0`` -> ``name-x[extra]==1.0`` (PEP 503 name, no spaces)."""
-    requirement = re.sub(r"\s+", "", requirement)
-    m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(.*)$", requirement)
-    assert m, f"cannot parse requirement {requirement!r}"
-    return re.sub(r"[-_.]+", "-", m.group(1)).lower() + m.group(2)
+#: import name -> distribution, where they differ
+DISTRIBUTION_OF = {"yaml": "pyyaml", "IPython": "ipython", "pennylane_lightning": "pennylane"}
+#: the two lines of the documented Colab / Kaggle install (README, book/real_data.md)
+INSTALL_LINES = ("pip list --format=freeze > /tmp/preinstalled.txt",
+                 'pip install -c /tmp/preinstalled.txt "bratslib @ git+https://github.com/brats-book/brats-book"')
 
 
 def _pyproject() -> dict:
@@ -38,41 +44,125 @@ def _pyproject() -> dict:
         return tomllib.load(f)
 
 
-def _pyproject_pins() -> set[str]:
+def _requirements(*extras: str) -> list[Requirement]:
     project = _pyproject()["project"]
-    pins = list(project["dependencies"])
-    for extra in EXTRAS_IN_ENVIRONMENT:
-        pins += project["optional-dependencies"][extra]
-    return {_normalise(p) for p in pins}
+    names = list(project["dependencies"])
+    for extra in extras:
+        names += project["optional-dependencies"][extra]
+    return [Requirement(r) for r in names]
 
 
-def _environment() -> dict:
-    with open(ROOT / "environment.yml", encoding="utf-8") as f:
-        return yaml.safe_load(f)
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not an exact pin (name==version)"
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
 
 
-def test_pyproject_pins_are_exact():
-    loose = [p for p in _pyproject_pins() if "==" not in p]
-    assert not loose, f"pyproject.toml: pin these exactly (==): {loose}"
+def test_dependencies_are_ranges_for_python_3_10_to_3_13():
+    project = _pyproject()["project"]
+    exact = [str(r) for r in _requirements(*project["optional-dependencies"]) if any(s.operator == "==" for s in r.specifier)]
+    assert not exact, f"pyproject.toml: declare ranges, the exact versions belong in constraints.txt: {exact}"
+    python = project["requires-python"]
+    from packaging.specifiers import SpecifierSet
+
+    assert all(f"3.{minor}" in SpecifierSet(python) for minor in (10, 11, 12, 13)), python
+    assert isinstance(project["license"], str) and project["license"] == "MIT", "an SPDX licence string"
 
 
-def test_environment_yml_repeats_pyproject_pins():
-    env = _environment()
+def test_tensorflow_is_the_plain_distribution():
+    """tensorflow-cpu over a preinstalled tensorflow breaks both (same package folder)."""
+    extras = _pyproject()["project"]["optional-dependencies"]
+    names = {canonicalize_name(Requirement(r).name) for reqs in extras.values() for r in reqs}
+    assert "tensorflow-cpu" not in names
+    assert {canonicalize_name(Requirement(r).name) for r in extras["cpu"]} == {"tensorflow"}
+    assert "tensorflow-cpu" not in _constraints()
+
+
+def test_every_imported_package_is_declared():
+    declared = {canonicalize_name(r.name) for r in _requirements()}
+    optional = {canonicalize_name(r.name) for r in _requirements("cpu", "book")}
+    stdlib = set(sys.stdlib_module_names)
+    missing = {}
+    for path in (ROOT / "bratslib").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+            for name in names:
+                top = name.split(".")[0]
+                if top in stdlib or top in ("bratslib", "__future__"):
+                    continue
+                dist = canonicalize_name(DISTRIBUTION_OF.get(top, top))
+                if dist not in declared | optional:
+                    missing.setdefault(dist, str(path.relative_to(ROOT)))
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_constraints_pin_every_declared_package_within_its_range():
+    pins = _constraints()
+    problems = []
+    for req in _requirements(*EXTRAS_IN_ENVIRONMENT):
+        name = canonicalize_name(req.name)
+        if name not in pins:
+            problems.append(f"{req.name}: not pinned in constraints.txt")
+        elif not req.specifier.contains(pins[name], prereleases=True):
+            problems.append(f"{req.name}=={pins[name]} outside pyproject.toml's {req.specifier}")
+        for extra in req.extras:  # tensorflow[and-cuda] and the like only in the gpu extra
+            problems.append(f"{req}: extras are not installed in CI")
+    assert not problems, "constraints.txt and pyproject.toml disagree:\n  " + "\n  ".join(problems)
+
+
+def test_environment_yml_installs_the_lock():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     deps = env["dependencies"]
-    plain = [d for d in deps if isinstance(d, str)]
+    plain = [d.replace(" ", "") for d in deps if isinstance(d, str)]
     pip_sections = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
-    assert "python=3.11" in [d.replace(" ", "") for d in plain], "environment.yml must pin python=3.11"
-    assert "pip" in plain, "environment.yml must install pip"
+    assert "python=3.11" in plain and "pip" in plain
     assert len(pip_sections) == 1, "environment.yml needs exactly one pip: section"
-    pip = [str(p).strip() for p in pip_sections[0]]
-    assert "-e ." in pip, "environment.yml must install the project itself (-e .)"
-    env_pins = {_normalise(p) for p in pip if p != "-e ."}
-    project_pins = _pyproject_pins()
-    assert env_pins == project_pins, (
-        "environment.yml and pyproject.toml disagree:\n"
-        f"  only in pyproject.toml: {sorted(project_pins - env_pins)}\n"
-        f"  only in environment.yml: {sorted(env_pins - project_pins)}"
-    )
+    assert [str(p).strip() for p in pip_sections[0]] == ["-c constraints.txt", f"-e .[{','.join(EXTRAS_IN_ENVIRONMENT)}]"]
+
+
+def test_makefile_and_ci_install_from_the_lock():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install -c constraints.txt -e" in makefile
+    assert re.search(r"^\$\(VENV_STAMP\): pyproject\.toml constraints\.txt$", makefile, re.M)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci and "make test-hosted" in ci
+
+
+def _install_cells() -> dict[str, str]:
+    cells = {}
+    for path in NOTEBOOKS:
+        tagged = [c for c in nbformat.read(path, as_version=4).cells if "install" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: expected one cell tagged 'install', found {len(tagged)}"
+        cells[path.name] = tagged[0].source
+    return cells
+
+
+def test_every_chapter_starts_with_the_same_install_cell():
+    cells = _install_cells()
+    assert len(set(cells.values())) == 1, "the install cells differ between chapters"
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        first_code = next(c for c in nb.cells if c.cell_type == "code")
+        assert "install" in first_code.metadata.get("tags", []), f"{path.name}: the install cell must come first"
+    source = next(iter(cells.values()))
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert f'"git+{repository}"' in source, "the install cell must install from _config.yml's repository"
+    # the same command as the documentation: pip's constraints are the frozen list of what is installed
+    assert '"list", "--format=freeze"' in source and '"install", "-c", "/tmp/preinstalled.txt"' in source
+    assert 'find_spec("bratslib") is None' in source
+
+
+@pytest.mark.parametrize("page", ["README.md", "book/real_data.md"])
+def test_documentation_gives_the_install_command(page: str):
+    text = (ROOT / page).read_text()
+    for line in INSTALL_LINES:
+        assert line in text, f"{page}: the documented install must read {line!r}"
 
 
 def test_toc_lists_only_existing_files():

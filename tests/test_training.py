@@ -152,3 +152,42 @@ def test_a_saved_run_model_loads_in_a_fresh_process(tiny_dataset, tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(result.run.model_path)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0 and "LOADED unet2d DiceFocalLoss" in done.stdout, done.stderr[-2000:]
+
+
+def test_a_time_limit_leaves_the_run_unfinished_and_a_later_session_continues_it(tiny_dataset, tmp_path, capsys):
+    """Kaggle's 12-hour sessions in small: session 1 stops at its time limit, its results folder
+    becomes read-only input, session 2 copies it (restore_runs) and finishes the run; the
+    history equals that of one uninterrupted run of the same epochs."""
+    from bratslib.evaluate import evaluate_run
+    from bratslib.results import restore_runs
+
+    data = tiny_datasets(tiny_dataset, tmp_path / "cache")
+    kwargs = dict(name="unet2d-limit", config={"model": "unet2d", "model_kwargs": MODEL}, data=DATA, epochs=3,
+                  verbose=0)
+    first = train(lambda: build_unet2d(**MODEL), data, results_dir=tmp_path / "session1", time_limit=1e-3, **kwargs)
+    assert not first.complete and first.trained_epochs == 1 and len(first.history) == 1
+    assert first.run.status == "training" and not first.run.model_path.exists()
+    assert "time limit" in capsys.readouterr().out
+    # the best model so far is scored, but not as the run's own result
+    evaluation = evaluate_run(first.run, tiny_dataset, model=first.model, progress=False)
+    assert evaluation.per_case and first.run.metrics() is None
+    assert (first.run.path / "evaluations" / "unfinished-epoch1" / "metrics.json").is_file()
+
+    # the next session: the earlier output is read-only input
+    for path in sorted((tmp_path / "session1").rglob("*"), reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    assert restore_runs(tmp_path / "session1", tmp_path / "session2") == ["unet2d-limit"]
+    assert restore_runs(tmp_path / "session1", tmp_path / "session2") == []  # nothing newer to copy
+    second = train(lambda: pytest.fail("a resumed run must not build a new model"), data,
+                   results_dir=tmp_path / "session2", time_limit=3600, **kwargs)
+    assert second.complete and second.resumed_at == 1 and second.trained_epochs == 2
+    assert second.run.finished and second.run.path.parent == tmp_path / "session2"
+
+    whole = train(lambda: build_unet2d(**MODEL), data, results_dir=tmp_path / "whole", **kwargs)
+    for a, b in zip(second.history, whole.history, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+    # a copy further along is never replaced by an older one
+    assert restore_runs(tmp_path / "session1", tmp_path / "session2") == []
+    assert restore_runs(tmp_path / "session2", tmp_path / "session1-copy") == ["unet2d-limit"]
+    with pytest.raises(FileNotFoundError, match="resume_from"):
+        restore_runs(tmp_path / "nowhere", tmp_path / "session3")
