@@ -89,8 +89,8 @@ class TrainedRun:
         """The history row of the best epoch."""
         return self.history[self.best_epoch]
 
-    def summary(self) -> str:
-        """Where the run is, its best epoch, size, median seconds per epoch and peak memory."""
+    def describe(self) -> str:
+        """Where the run is, its best epoch, size, median seconds per epoch and peak memory, as text."""
         median = statistics.median(row["seconds"] for row in self.history)
         return (f"run folder: {self.run.path}\nbest epoch: {self.best_epoch + 1} of {len(self.history)}; "
                 f"{self.run.model_info['parameters']:,} parameters, {median:.0f} s per epoch (median), "
@@ -240,7 +240,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def train(
-    build_model: Callable[[], keras.Model],
+    make_model: Callable[[], keras.Model],
     datasets,
     *,
     name: str,
@@ -267,7 +267,8 @@ def train(
     """Train (or resume, or reuse) one run and return its best model.
 
     Args:
-        build_model: a function returning the uncompiled model (only called for a new run).
+        make_model: a function of no arguments returning the uncompiled model (only called
+            for a new run), e.g. ``lambda: build_unet2d(**kwargs)``.
         datasets: a :class:`~bratslib.data.generators.Datasets` (``train``, ``val``,
             ``split``, ``cache``), as :func:`~bratslib.data.generators.make_datasets` makes it.
         name: the run's name, e.g. ``"unet2d-smoke-seed0"``; the folder is
@@ -341,7 +342,7 @@ def train(
             print(f"resuming {run.path.name} at epoch {start + 1} of {epochs} from {checkpoint.name}")
         else:
             with precision_policy(mixed_precision):
-                model = build_model()
+                model = make_model()
             info = model_info(model)
             run.write_model_info(info)
             if str(info["encoder_weights"] or "").startswith("random"):

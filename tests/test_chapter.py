@@ -109,7 +109,7 @@ def test_the_chapter_tables_come_from_the_library(tiny_dataset):
     assert "| 0.5" in loss_row and "section 3.2.1" in report
 
 
-def test_trained_run_summary_names_folder_best_epoch_time_and_memory(tmp_path):
+def test_trained_run_describe_names_folder_best_epoch_time_and_memory(tmp_path):
     from types import SimpleNamespace
 
     from bratslib.training import TrainedRun
@@ -119,5 +119,5 @@ def test_trained_run_summary_names_folder_best_epoch_time_and_memory(tmp_path):
                {"seconds": 4.0, "peak_memory_mb": 940.0}]
     result = TrainedRun(run, None, history, 3, 0)
     assert result.best is history[1]
-    assert result.summary() == (f"run folder: {run.path}\nbest epoch: 2 of 3; 7,768 parameters, 4 s per epoch "
-                                "(median), peak memory 950 MiB")
+    assert result.describe() == (f"run folder: {run.path}\nbest epoch: 2 of 3; 7,768 parameters, 4 s per epoch "
+                                 "(median), peak memory 950 MiB")
