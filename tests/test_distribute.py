@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 
 import keras
+import pytest
 
 from bratslib.models.unet2d import build_unet2d
 from bratslib.results import read_json
-from bratslib.training import distribution_strategy, mixed_precision_default, precision_policy, train
+from bratslib.training import (
+    cpu_has_native_bf16, distribution_strategy, mixed_precision_default, precision_default, precision_policy, train,
+)
 from tests.test_training import DATA, MODEL, tiny_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,12 +65,41 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_scales_the_batch_and_rec
     training = read_json(Path(out["run"]) / "config.json")["training"]
     assert training["replicas"] == 2 and training["batch_size"] == 16 and training["batch_size_per_replica"] == 8
     assert [d.rsplit("/", 1)[-1] for d in training["devices"]] == ["device:CPU:0", "device:CPU:1"]
-    assert training["precision"] == "float32"  # no GPU: never mixed precision
+    assert training["precision"] == precision_default()  # no GPU: float32, or bfloat16 where the CPU has it
 
 
-def test_one_device_is_the_default_strategy_and_float32_on_the_cpu():
+def test_one_device_is_the_default_strategy_and_the_cpu_policy_follows_its_bf16_units():
     strategy = distribution_strategy()
-    assert strategy.num_replicas_in_sync == 1 and not mixed_precision_default()
+    assert strategy.num_replicas_in_sync == 1
+    assert precision_default() == ("mixed_bfloat16" if cpu_has_native_bf16() else "float32")
+    assert mixed_precision_default() == cpu_has_native_bf16()
+
+
+def test_cpu_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx512f avx512_bf16 sse", True), ("fpu amx_bf16 amx_tile", True),
+                            ("fpu avx512f avx2", False)):
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k))
+        assert cpu_has_native_bf16() is expected, flags
+
+
+def test_bfloat16_policy_builds_bfloat16_layers_with_a_float32_output(tiny_dataset, tmp_path):
+    with precision_policy("mixed_bfloat16"):
+        model = build_unet2d(**MODEL)
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.layers[1].dtype_policy.name == "mixed_bfloat16" and model.output.dtype == "float32"
+    data = tiny_datasets(tiny_dataset, tmp_path / "cache")
+    result = train(lambda: build_unet2d(**MODEL), data, name="bf16", config={"model": "unet2d"}, data=DATA,
+                   epochs=1, results_dir=tmp_path / "results", verbose=0, mixed_precision="mixed_bfloat16")
+    assert read_json(result.run.path / "config.json")["training"]["precision"] == "mixed_bfloat16"
+    assert result.model.layers[1].dtype_policy.name == "mixed_bfloat16"
+    assert math.isfinite(result.history[0]["loss"])
+    with pytest.raises(ValueError, match="mixed_float16"):
+        precision_policy("float16").__enter__()
 
 
 def test_mixed_precision_builds_float16_layers_with_a_float32_output_and_trains(tiny_dataset, tmp_path):
