@@ -21,8 +21,8 @@ from::
 configuration, the data provenance and the bratslib sources: a run with the same identity
 is continued (or, if finished, reused); anything else gets a new folder (``name-2``,
 ``name-3``...), so no run ever silently replaces another one.  Every file is written to a
-temporary name and renamed into place (:func:`os.replace`), so a killed process leaves
-either the old file or the new one, never half of one.
+temporary name and renamed into place (:func:`bratslib.files.atomic_path`), so a killed
+process leaves either the old file or the new one, never half of one.
 
 Only this module writes results.
 """
@@ -47,6 +47,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bratslib.files import atomic_path, write_bytes_atomic
+
 log = logging.getLogger(__name__)
 
 #: Environment variable naming the results folder.
@@ -65,23 +67,7 @@ def default_results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or "results").expanduser()
 
 
-# ----------------------------------------------------------------------------- atomic files
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+# ----------------------------------------------------------------------------- files
 
 
 def _json_default(obj: Any) -> Any:
@@ -293,15 +279,9 @@ class Run:
 
     def save_model(self, model, path: str | os.PathLike) -> Path:
         """``model.save`` to ``path`` (a ``.keras`` file in this run) through a temporary file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.keras")
-        try:
+        with atomic_path(path, suffix=".keras") as tmp:
             model.save(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return Path(path)
 
     def save_checkpoint(self, model, epoch: int, *, improved: bool, **state: Any) -> Path:
         """Checkpoint after ``epoch`` (0-based): the model with its optimizer state, and a
@@ -424,16 +404,12 @@ def open_run(
     if k > 1:
         log.warning("%s exists with another configuration (or code); this run goes to %s", root / name, path)
         print(f"note: {root / name} holds a different configuration or code version; writing to {path.name}", file=sys.stderr)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
         write_json(tmp / "config.json", {"name": path.name, "identity": identity, **config})
         write_json(tmp / "environment.json", environment_info())
         write_json(tmp / "data.json", data)
         write_json(tmp / "split.json", {s: list(ids) for s, ids in split.items()})
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return Run(path)
 
 
@@ -470,16 +446,12 @@ def restore_runs(source: str | os.PathLike, results_dir: str | os.PathLike | Non
         target = root / run_dir.name
         if target.exists() and _progress(target) >= _progress(run_dir):
             continue
-        tmp = root / f".{run_dir.name}.{uuid.uuid4().hex[:8]}.tmp"
-        shutil.copytree(run_dir, tmp)
-        try:
-            if target.exists():
+        with atomic_path(target) as tmp:
+            shutil.copytree(run_dir, tmp)
+            if target.exists():  # a run that is not as far along: moved away, then removed
                 old = root / f".{run_dir.name}.{uuid.uuid4().hex[:8]}.old"
                 os.replace(target, old)
                 shutil.rmtree(old, ignore_errors=True)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         copied.append(run_dir.name)
     return copied
 

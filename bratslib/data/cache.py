@@ -19,8 +19,8 @@ Layout (one folder per case, grouped by settings so a whole setting can be delet
 The folder name ends in a hash of the cache-format version, the preprocessing settings and
 each source file's path, size and modification time: change any of them and the case is
 built again (old folders are left behind, never trusted).  A case folder is written under a
-temporary name and renamed into place with :func:`os.replace`, so an interrupted build
-leaves no half-written case that a later run would read.
+temporary name and renamed into place (:func:`bratslib.files.atomic_path`), so an
+interrupted build leaves no half-written case that a later run would read.
 
 Images are stored as float16 (``dtype="float32"`` is available): half the disk and page
 cache of float32 (9.7 MB instead of 19.4 MB per case in 2-D at 128 px: 3.6 GB instead of
@@ -41,7 +41,6 @@ import logging
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -51,6 +50,7 @@ import numpy as np
 from bratslib.data.cases import BratsDataError, load_case
 from bratslib.data.layout import CaseFiles, case_files
 from bratslib.data.preprocess import Normalization, brain_slices, preprocess_case
+from bratslib.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -287,22 +287,17 @@ class PreprocessedCache:
             }
         finally:
             case.release()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
         try:
-            np.save(tmp / "images.npy", images.astype(s["dtype"]))
-            if labels is not None:
-                np.save(tmp / "labels.npy", labels)
-            axial = images if s["mode"] == "2d" else np.moveaxis(images, 2, 0)
-            np.save(tmp / "brain_slices.npy", brain_slices(axial))
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-            if path.exists() and not (path / "meta.json").is_file():
-                shutil.rmtree(path)  # not written by this module: never trusted
-            try:
-                os.replace(tmp, path)
-            except OSError:  # another process cached the same case first: keep theirs
-                if not (path / "meta.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            with atomic_path(path) as tmp:
+                tmp.mkdir()
+                np.save(tmp / "images.npy", images.astype(s["dtype"]))
+                if labels is not None:
+                    np.save(tmp / "labels.npy", labels)
+                axial = images if s["mode"] == "2d" else np.moveaxis(images, 2, 0)
+                np.save(tmp / "brain_slices.npy", brain_slices(axial))
+                (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+                if path.exists() and not (path / "meta.json").is_file():
+                    shutil.rmtree(path)  # not written by this module: never trusted
+        except OSError:  # another process cached the same case first (the rename failed): keep theirs
+            if not (path / "meta.json").is_file():
+                raise

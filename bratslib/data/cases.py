@@ -34,6 +34,8 @@ from typing import Callable, Iterator
 import nibabel as nib
 import numpy as np
 
+from bratslib.files import atomic_path
+
 from bratslib.data.layout import (
     LABELS,
     MODALITIES,
@@ -352,14 +354,8 @@ def save_label_map(path: str | os.PathLike, labels: np.ndarray, affine: np.ndarr
     img = nib.Nifti1Image(labels.astype(np.uint8), np.asarray(affine, dtype=np.float64))
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
-    try:
+    with atomic_path(path, suffix=".nii.gz" if path.name.endswith(".nii.gz") else ".nii") as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

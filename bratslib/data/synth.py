@@ -82,6 +82,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bratslib.data.layout import BRATS_SHAPE, MODALITIES
+from bratslib.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -552,18 +553,6 @@ def _nifti_bytes(data: np.ndarray, compress: bool) -> bytes:
     return gzip.compress(raw, compresslevel=1, mtime=0) if compress else raw
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name in the same folder, then rename it to ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _provenance(seed: int, n_cases: int, compress: bool) -> dict:
     import scipy
 
@@ -604,7 +593,7 @@ def _claim(out: Path, data_dir: Path, provenance: dict) -> None:
         raise FileExistsError(f"{data_dir} already holds files that bratslib did not write (no {PROVENANCE_FILE}); "
                               "choose another folder")
     data_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, (json.dumps(provenance, indent=2) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(provenance, indent=2) + "\n").encode())
 
 
 def write_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int = 0, *,
@@ -654,12 +643,12 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int 
             case = synthesize_case(seeds[k])
             folder.mkdir(exist_ok=True)
             for m, p in paths.items():
-                _write_atomic(p, _nifti_bytes(case.seg if m == "seg" else case.images[m], compress))
+                write_bytes_atomic(p, _nifti_bytes(case.seg if m == "seg" else case.images[m], compress))
             enhancing = bool((case.seg == 4).any())
         grades.append((case_id, "HGG" if enhancing else "LGG"))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(NAME_MAPPING_COLUMNS)
     writer.writerows([grade, "NA", "NA", "NA", "NA", case_id] for case_id, grade in grades)
-    _write_atomic(data_dir / "name_mapping.csv", buf.getvalue().encode())
+    write_bytes_atomic(data_dir / "name_mapping.csv", buf.getvalue().encode())
     return data_dir
