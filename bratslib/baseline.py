@@ -22,13 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from bratslib.labels import REGIONS, bounding_box, dice, region_masks
+
 #: Thresholds tried by :meth:`ThresholdBaseline.fit`.
 DEFAULT_GRID = np.linspace(0.3, 0.95, 14)
-
-
-def _dice(pred: np.ndarray, true: np.ndarray) -> float:
-    total = pred.sum() + true.sum()
-    return 1.0 if total == 0 else 2.0 * np.logical_and(pred, true).sum() / total
 
 
 def _check(images: np.ndarray, seg: np.ndarray | None = None) -> None:
@@ -36,22 +33,6 @@ def _check(images: np.ndarray, seg: np.ndarray | None = None) -> None:
         raise ValueError(f"images must have shape (x, y, z, 2), channels (FLAIR, T1ce); got {images.shape}")
     if seg is not None and seg.shape != images.shape[:3]:
         raise ValueError(f"segmentation shape {seg.shape} does not match images shape {images.shape}")
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[tuple[int, int], ...] | None:
-    """(start, stop) along each axis of the True voxels of ``mask``; None when there are none."""
-    box = []
-    for axis in range(mask.ndim):
-        along = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if along.size == 0:
-            return None
-        box.append((int(along[0]), int(along[-1]) + 1))
-    return tuple(box)
-
-
-def brats_regions(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(WT, TC, ET) masks of a BraTS segmentation with labels {0, 1, 2, 4}."""
-    return seg > 0, np.isin(seg, (1, 4)), seg == 4
 
 
 @dataclass
@@ -62,7 +43,7 @@ class ThresholdBaseline:
     t_t1ce: float = 0.7
     min_size: int = 100
     largest_only: bool = True
-    #: Mean training Dice of each region, {"WT", "TC", "ET"}, filled in by :meth:`fit`.
+    #: Mean training Dice of each region of :data:`bratslib.labels.REGIONS`, filled in by :meth:`fit`.
     train_scores: dict[str, float] = field(default_factory=dict, compare=False)
 
     def _whole_tumour(self, flair: np.ndarray) -> np.ndarray:
@@ -78,12 +59,12 @@ class ThresholdBaseline:
         tc = np.zeros_like(et)
         # holes filled axial slice by slice, only where ET is: within its bounding box (a hole
         # cannot reach past it) and in the slices that hold it; the same as filling everywhere
-        box = _bounding_box(et)
+        box = bounding_box(et)
         if box is not None:
-            (x0, x1), (y0, y1), (z0, z1) = box
-            for k in range(z0, z1):
-                if et[x0:x1, y0:y1, k].any():
-                    tc[x0:x1, y0:y1, k] = ndimage.binary_fill_holes(et[x0:x1, y0:y1, k])
+            xs, ys, zs = box
+            for k in range(zs.start, zs.stop):
+                if et[xs, ys, k].any():
+                    tc[xs, ys, k] = ndimage.binary_fill_holes(et[xs, ys, k])
         return tc, et
 
     def regions(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,10 +81,10 @@ class ThresholdBaseline:
         return np.select([et, tc, wt], [4, 1, 2], 0).astype(np.uint8)
 
     def score(self, images: np.ndarray, seg: np.ndarray) -> dict[str, float]:
-        """Dice of each region, {"WT", "TC", "ET"}, of the prediction for one case."""
+        """Dice of each region (WT, TC, ET) of the prediction for one case."""
         _check(np.asarray(images), np.asarray(seg))
-        pairs = zip(self.regions(images), brats_regions(np.asarray(seg)))
-        return {name: float(_dice(p, t)) for name, (p, t) in zip(("WT", "TC", "ET"), pairs)}
+        pairs = zip(self.regions(images), region_masks(seg))
+        return {name: dice(p, t) for name, (p, t) in zip(REGIONS, pairs)}
 
     @classmethod
     def fit(
@@ -126,16 +107,16 @@ class ThresholdBaseline:
             _check(images, seg)
         # Outside the box of the images' non-zero voxels and the labels nothing is predicted
         # or labeled: cropping to it changes no Dice and saves half the work of the search.
-        crops = [_bounding_box(np.any(x != 0, axis=-1) | (seg > 0)) for x, seg in zip(images_list, segs_list)]
-        crops = [tuple(slice(a, b) for a, b in box) if box else (slice(0, 0),) * 3 for box in crops]
+        crops = [bounding_box(np.any(x != 0, axis=-1) | (seg > 0)) or (slice(0, 0),) * 3
+                 for x, seg in zip(images_list, segs_list)]
         images_list = [x[box] for x, box in zip(images_list, crops)]
         segs_list = [seg[box] for seg, box in zip(segs_list, crops)]
-        truths = [brats_regions(seg) for seg in segs_list]
+        truths = [region_masks(seg) for seg in segs_list]
         model = cls(**options)
 
         def wt_dice(t: float) -> float:
             model.t_flair = t
-            return np.mean([_dice(model._whole_tumour(x[..., 0]), wt) for x, (wt, _, _) in zip(images_list, truths)])
+            return np.mean([dice(model._whole_tumour(x[..., 0]), wt) for x, (wt, _, _) in zip(images_list, truths)])
 
         model.t_flair = float(max(grid, key=wt_dice))
         wts = [model._whole_tumour(x[..., 0]) for x in images_list]
@@ -143,11 +124,11 @@ class ThresholdBaseline:
         def core_dice(t: float) -> float:
             model.t_t1ce = t
             cores = [model._core(x[..., 1], wt) for x, wt in zip(images_list, wts)]
-            return np.mean([_dice(tc, true[1]) + _dice(et, true[2]) for (tc, et), true in zip(cores, truths)]) / 2
+            return np.mean([dice(tc, true[1]) + dice(et, true[2]) for (tc, et), true in zip(cores, truths)]) / 2
 
         model.t_t1ce = float(max(grid, key=core_dice))
         scores = [model.score(x, seg) for x, seg in zip(images_list, segs_list)]
-        model.train_scores = {k: float(np.mean([s[k] for s in scores])) for k in ("WT", "TC", "ET")}
+        model.train_scores = {k: float(np.mean([s[k] for s in scores])) for k in REGIONS}
         return model
 
     def __repr__(self) -> str:

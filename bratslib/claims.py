@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from bratslib.labels import LABEL_KEYS, LABEL_NAMES, REGIONS
+
 #: The claims file of the book, beside the package in a checkout.
 CLAIMS_FILE = Path(__file__).resolve().parent / "claims.yml"
 
@@ -37,18 +39,18 @@ def load_claims(chapter: str, path: str | os.PathLike | None = None) -> dict[str
 DICE_KEYS = ("dice", "dice_class_mean", "val_dice", "test_dice", "train_dice")
 
 
-#: Class-Dice rows of the chapters' tables: key of :func:`bratslib.metrics.evaluate_case` -> label.
-CLASS_ROWS = {"dice_background": "Dice, background (0)", "dice_necrotic": "Dice, necrotic core (1)",
-              "dice_oedema": "Dice, oedema (2)", "dice_enhancing": "Dice, enhancing tumour (4)"}
+#: Class-Dice rows of the chapters' tables: key of :func:`bratslib.metrics.case_scores` -> label
+#: (``"dice_necrotic"`` -> ``"Dice, necrotic core (1)"``).
+CLASS_ROWS = {f"dice_{key}": f"Dice, {LABEL_NAMES[label]} ({label})" for label, key in LABEL_KEYS.items()}
 #: Keys of the per-class Dice claims, in class order.
 CLASS_DICE_KEYS = tuple(CLASS_ROWS)
 #: Dice claims that are means of per-class Dice: key -> the classes averaged.
 COMPOSITE_DICE = {"dice_class_mean": CLASS_DICE_KEYS, "dice_tumour_mean": CLASS_DICE_KEYS[1:]}
 #: BraTS-region rows: Dice, sensitivity, specificity of WT, TC, ET.
-REGION_ROWS = {f"{m}_{r}": f"{label} {r}" for r in ("WT", "TC", "ET")
+REGION_ROWS = {f"{m}_{r}": f"{label} {r}" for r in REGIONS
                for m, label in (("dice", "Dice"), ("sensitivity", "sensitivity"), ("specificity", "specificity"))}
 #: 95th-percentile Hausdorff distance rows (mm).
-HD95_ROWS = {f"hd95_{r}": f"HD95 {r} (mm)" for r in ("WT", "TC", "ET")}
+HD95_ROWS = {f"hd95_{r}": f"HD95 {r} (mm)" for r in REGIONS}
 #: Whole-volume rows: the numbers a Keras notebook usually prints.
 OVERALL_ROWS = {"accuracy": "voxel accuracy", "mean_iou": "mean IoU (4 classes)"}
 #: Every row of a chapter's evaluation table, in order.

@@ -9,7 +9,7 @@ module goes the whole way back:
 2. :func:`predict_case`: those probabilities resized back to the case's grid (linear
    interpolation of each class's probability, then the most probable class) and mapped to
    BraTS labels, with the case's affine, ready for :func:`~bratslib.data.cases.save_label_map`;
-3. :func:`evaluate_cases`: the metrics of :func:`bratslib.metrics.evaluate_case` for each case
+3. :func:`evaluate_cases`: the metrics of :func:`bratslib.metrics.case_scores` for each case
    against its ground truth, their summary across cases, and the pooled all-voxel Dice that
    Keras notebooks report (at the model's resolution, as they compute it);
 4. :func:`evaluate_run`: all of that for a trained run's test cases, written into the run.
@@ -33,7 +33,7 @@ from bratslib.data.cache import CachedCase, PreprocessedCache, as_float32
 from bratslib.data.cases import load_case, save_label_map
 from bratslib.data.layout import CaseFiles, find_cases
 from bratslib.data.preprocess import one_hot, resize_back, to_brats_labels
-from bratslib.metrics import PooledDice, classification_metrics, evaluate_case, summarise
+from bratslib.metrics import PooledDice, case_scores, classification_metrics, summarise
 from bratslib.results import Run
 
 
@@ -63,7 +63,7 @@ class Evaluation:
 
     Attributes:
         per_case: one dict per case: ``case_id`` and the keys of
-            :func:`bratslib.metrics.evaluate_case`.
+            :func:`bratslib.metrics.case_scores`.
         summary: :func:`bratslib.metrics.summarise` of ``per_case`` (mean, median, spread).
         pooled_dice: the all-voxel, background-included Dice over every case (NaN when not
             computed, e.g. for label maps without probabilities).
@@ -175,7 +175,7 @@ def evaluate_cases(
         prediction = _to_original_grid(probabilities, cached)
         del probabilities
         truth = load_case(files, ("flair",)).seg
-        per_case.append({"case_id": files.case_id, **evaluate_case(prediction, truth, tuple(cached.meta["spacing"]))})
+        per_case.append({"case_id": files.case_id, **case_scores(prediction, truth, tuple(cached.meta["spacing"]))})
         if predictions_dir is not None:
             save_label_map(Path(predictions_dir) / f"{files.case_id}_pred.nii.gz", prediction, np.asarray(cached.meta["affine"]))
     return Evaluation(per_case, summarise([_scores(r) for r in per_case]), pooled.result())
@@ -193,7 +193,7 @@ def evaluate_predictions(predict: Callable[[CaseFiles], np.ndarray], cases: Sequ
     for files in _progress(cases, "evaluating", progress):
         case = load_case(files, ("flair",))
         truth, spacing = case.seg, case.spacing
-        per_case.append({"case_id": files.case_id, **evaluate_case(predict(files), truth, spacing)})
+        per_case.append({"case_id": files.case_id, **case_scores(predict(files), truth, spacing)})
     return Evaluation(per_case, summarise([_scores(r) for r in per_case]))
 
 

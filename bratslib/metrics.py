@@ -2,16 +2,17 @@
 
 Two kinds, for two moments of a study:
 
-* **Training-time metrics** (:class:`DiceScore`, :class:`Precision`, :class:`Sensitivity`,
+* **Training-time metrics** (:class:`DiceScore`, :class:`ClassPrecision`, :class:`Sensitivity`,
   :class:`Specificity`, and :func:`training_metrics`, the list every chapter compiles
   with): stateful ``keras.metrics.Metric`` s on one-hot ``y_true`` and softmax ``y_pred``,
   shape ``(B, *spatial, C)``, in the network's class space ``0 .. C-1`` (0 background,
   then necrotic core, oedema, enhancing tumour).  Each voxel counts once, as
   ``argmax(y_true)`` versus ``argmax(y_pred)``, accumulated over all the batches of an epoch.
-* **Case evaluation** (:func:`evaluate_case`, :func:`hausdorff95`, :func:`summarise`, ...):
+* **Case evaluation** (:func:`case_scores`, :func:`hausdorff95`, :func:`summarise`, ...):
   numpy and scipy on whole label volumes in the original BraTS label space ``{0, 1, 2, 4}``,
-  typically ``(240, 240, 155)`` at 1 mm, including the BraTS regions WT, TC and ET and the
-  95th percentile Hausdorff distance in millimetres.
+  typically ``(240, 240, 155)`` at 1 mm, including the BraTS regions WT, TC and ET
+  (:mod:`bratslib.labels` defines the labels and regions) and the 95th percentile Hausdorff
+  distance in millimetres.
 
 Empty masks.  Every ratio here (Dice, IoU, precision, sensitivity, specificity) follows one
 rule when its denominator is 0: it is **1.0 where prediction and truth agree perfectly on
@@ -41,12 +42,16 @@ import numpy as np
 from keras import ops
 from scipy import ndimage
 
+from bratslib.labels import (
+    LABEL_KEYS, REGIONS, bounding_box, dice, overlap_counts, overlap_ratio, region_masks,
+)
+
 __all__ = [
-    "ConfusionMatrixMetric", "DiceScore", "Precision", "Sensitivity", "Specificity",
+    "ConfusionMatrixMetric", "DiceScore", "ClassPrecision", "Sensitivity", "Specificity",
     "training_metrics",
-    "BRATS_CLASSES", "REGIONS", "HD95_EMPTY_MM",
+    "HD95_EMPTY_MM",
     "dice", "iou", "precision", "sensitivity", "specificity", "hausdorff95",
-    "evaluate_case", "summarise", "PooledDice", "classification_metrics",
+    "case_scores", "summarise", "PooledDice", "classification_metrics",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -150,11 +155,18 @@ class DiceScore(ConfusionMatrixMetric):
 
 
 @keras.saving.register_keras_serializable(package="bratslib")
-class Precision(ConfusionMatrixMetric):
-    """Precision ``TP / (TP + FP)``; never predicted: 1.0 if also absent from truth, else 0.0."""
+class ClassPrecision(ConfusionMatrixMetric):
+    """Precision ``TP / (TP + FP)`` of one class, or the mean over the tumour classes, from the
+    argmax of every voxel (unlike ``keras.metrics.Precision``, which thresholds the probabilities
+    of a binary or multi-label output); never predicted: 1.0 if also absent from truth, else 0.0."""
 
     def score(self, tp, fp, fn, tn):
         return _safe_ratio(tp, tp + fp, fp, fn)
+
+
+# Models saved before this class was renamed name it by its registered name of then,
+# "bratslib>Precision" (in their compiled metrics): they keep loading.
+keras.saving.get_custom_objects()["bratslib>Precision"] = ClassPrecision
 
 
 @keras.saving.register_keras_serializable(package="bratslib")
@@ -175,7 +187,7 @@ class Specificity(ConfusionMatrixMetric):
 
 def training_metrics(
     n_classes: int = 4,
-    class_names: Sequence[str] = ("background", "necrotic", "oedema", "enhancing"),
+    class_names: Sequence[str] = tuple(LABEL_KEYS.values()),
 ) -> list[keras.metrics.Metric]:
     """The metrics every chapter compiles with, fresh objects on each call.
 
@@ -194,7 +206,7 @@ def training_metrics(
         keras.metrics.OneHotMeanIoU(num_classes=n_classes, name="mean_iou"),
         *(DiceScore(k, n_classes, name=f"dice_{c}") for k, c in enumerate(class_names)),
         DiceScore(None, n_classes, name="dice_tumour"),
-        Precision(None, n_classes, name="precision"),
+        ClassPrecision(None, n_classes, name="precision"),
         Sensitivity(None, n_classes, name="sensitivity"),
         Specificity(None, n_classes, name="specificity"),
     ]
@@ -203,12 +215,6 @@ def training_metrics(
 # --------------------------------------------------------------------------------------
 # Evaluation of whole cases in the BraTS label space (numpy and scipy)
 # --------------------------------------------------------------------------------------
-
-#: BraTS labels and the names used in metric keys (label 3 is unused since BraTS 2017).
-BRATS_CLASSES = {0: "background", 1: "necrotic", 2: "oedema", 4: "enhancing"}
-
-#: BraTS evaluation regions: whole tumour, tumour core, enhancing tumour (labels in each).
-REGIONS = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
 
 #: HD95 (mm) given when exactly one of prediction and truth is empty: the diagonal of the
 #: 240 x 240 x 155 BraTS volume at 1 mm, sqrt(240**2 + 240**2 + 155**2) = 373.1287 mm, the
@@ -220,65 +226,34 @@ REGIONS = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
 HD95_EMPTY_MM = 373.13
 
 
-def _counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int, int]:
-    """TP, FP, FN, TN of two boolean masks of the same shape."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    if pred.shape != truth.shape:
-        raise ValueError(f"shape mismatch: pred {pred.shape} vs truth {truth.shape}")
-    tp = int(np.count_nonzero(pred & truth))
-    fp = int(np.count_nonzero(pred)) - tp
-    fn = int(np.count_nonzero(truth)) - tp
-    return tp, fp, fn, pred.size - tp - fp - fn
-
-
-def _ratio(num: int, den: int, fp: int, fn: int) -> float:
-    """``num / den``, or where ``den == 0`` 1.0 if prediction equals truth (fp = fn = 0) else 0.0."""
-    return num / den if den else float(fp == 0 and fn == 0)
-
-
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice ``2|P & T| / (|P| + |T|)`` of two boolean masks; 1.0 when both are empty."""
-    tp, fp, fn, _ = _counts(pred, truth)
-    return _ratio(2 * tp, 2 * tp + fp + fn, fp, fn)
-
-
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     """Intersection over union (Jaccard) ``|P & T| / |P | T|``; 1.0 when both are empty."""
-    tp, fp, fn, _ = _counts(pred, truth)
-    return _ratio(tp, tp + fp + fn, fp, fn)
+    tp, fp, fn, _ = overlap_counts(pred, truth)
+    return overlap_ratio(tp, tp + fp + fn, fp, fn)
 
 
 def precision(pred: np.ndarray, truth: np.ndarray) -> float:
     """Precision ``TP / (TP + FP)``; empty prediction: 1.0 if truth is empty too, else 0.0."""
-    tp, fp, fn, _ = _counts(pred, truth)
-    return _ratio(tp, tp + fp, fp, fn)
+    tp, fp, fn, _ = overlap_counts(pred, truth)
+    return overlap_ratio(tp, tp + fp, fp, fn)
 
 
 def sensitivity(pred: np.ndarray, truth: np.ndarray) -> float:
     """Sensitivity ``TP / (TP + FN)``; empty truth: 1.0 if prediction is empty too, else 0.0."""
-    tp, fp, fn, _ = _counts(pred, truth)
-    return _ratio(tp, tp + fn, fp, fn)
+    tp, fp, fn, _ = overlap_counts(pred, truth)
+    return overlap_ratio(tp, tp + fn, fp, fn)
 
 
 def specificity(pred: np.ndarray, truth: np.ndarray) -> float:
     """Specificity ``TN / (TN + FP)`` over the whole array; 1.0 if truth and prediction are both full."""
-    tp, fp, fn, tn = _counts(pred, truth)
-    return _ratio(tn, tn + fp, fp, fn)
+    tp, fp, fn, tn = overlap_counts(pred, truth)
+    return overlap_ratio(tn, tn + fp, fp, fn)
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` with a 6-connected (face) neighbour outside it or off the array."""
     structure = ndimage.generate_binary_structure(mask.ndim, 1)
     return mask ^ ndimage.binary_erosion(mask, structure=structure)
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """Slices of the bounding box of a non-empty mask."""
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(hits[0], hits[-1] + 1))
-    return tuple(box)
 
 
 def hausdorff95(pred: np.ndarray, truth: np.ndarray,
@@ -311,7 +286,7 @@ def hausdorff95(pred: np.ndarray, truth: np.ndarray,
     if not (has_pred and has_truth):
         return HD95_EMPTY_MM
     if crop:
-        box = _bounding_box(pred | truth)
+        box = bounding_box(pred | truth)
         pred, truth = pred[box], truth[box]
     surface_pred, surface_truth = _surface(pred), _surface(truth)
     to_truth = ndimage.distance_transform_edt(~surface_truth, sampling=spacing)[surface_pred]
@@ -323,15 +298,15 @@ def _check_labels(labels: np.ndarray, what: str) -> np.ndarray:
     labels = np.asarray(labels)
     if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
         raise ValueError(f"{what} must hold integer BraTS labels, got dtype {labels.dtype}")
-    bad = ~np.isin(labels, tuple(BRATS_CLASSES))
+    bad = ~np.isin(labels, tuple(LABEL_KEYS))
     if bad.any():
         raise ValueError(f"{what} holds labels {np.unique(labels[bad])[:10].tolist()} outside "
-                         f"the BraTS labels {sorted(BRATS_CLASSES)}")
+                         f"the BraTS labels {sorted(LABEL_KEYS)}")
     return labels
 
 
-def evaluate_case(pred_labels: np.ndarray, true_labels: np.ndarray,
-                  spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, float]:
+def case_scores(pred_labels: np.ndarray, true_labels: np.ndarray,
+                spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, float]:
     """Every metric of one case, from two label volumes in the BraTS label space.
 
     Args:
@@ -343,9 +318,9 @@ def evaluate_case(pred_labels: np.ndarray, true_labels: np.ndarray,
         A flat ``dict`` of floats with keys ``accuracy`` (fraction of voxels with the right
         label), ``mean_iou`` (mean of the per-class IoUs, background included, over the
         classes present in truth or prediction, as ``keras.metrics.MeanIoU`` computes it),
-        for each class name ``N`` of :data:`BRATS_CLASSES` ``dice_N``, ``iou_N``,
+        for each class key ``N`` of :data:`bratslib.labels.LABEL_KEYS` ``dice_N``, ``iou_N``,
         ``precision_N``, ``sensitivity_N``, ``specificity_N``, and for each region ``R`` of
-        :data:`REGIONS` ``dice_R``, ``sensitivity_R``, ``specificity_R``, ``hd95_R`` (mm).
+        :data:`bratslib.labels.REGIONS` ``dice_R``, ``sensitivity_R``, ``specificity_R``, ``hd95_R`` (mm).
         Empty classes and regions follow the conventions of the module docstring.
 
     Raises:
@@ -358,22 +333,21 @@ def evaluate_case(pred_labels: np.ndarray, true_labels: np.ndarray,
                          f"true_labels {true_labels.shape}")
     out = {"accuracy": float(np.mean(pred_labels == true_labels)), "mean_iou": 0.0}
     ious = []
-    for label, name in BRATS_CLASSES.items():
-        tp, fp, fn, tn = _counts(pred_labels == label, true_labels == label)
-        out[f"dice_{name}"] = _ratio(2 * tp, 2 * tp + fp + fn, fp, fn)
-        out[f"iou_{name}"] = _ratio(tp, tp + fp + fn, fp, fn)
-        out[f"precision_{name}"] = _ratio(tp, tp + fp, fp, fn)
-        out[f"sensitivity_{name}"] = _ratio(tp, tp + fn, fp, fn)
-        out[f"specificity_{name}"] = _ratio(tn, tn + fp, fp, fn)
+    for label, name in LABEL_KEYS.items():
+        tp, fp, fn, tn = overlap_counts(pred_labels == label, true_labels == label)
+        out[f"dice_{name}"] = overlap_ratio(2 * tp, 2 * tp + fp + fn, fp, fn)
+        out[f"iou_{name}"] = overlap_ratio(tp, tp + fp + fn, fp, fn)
+        out[f"precision_{name}"] = overlap_ratio(tp, tp + fp, fp, fn)
+        out[f"sensitivity_{name}"] = overlap_ratio(tp, tp + fn, fp, fn)
+        out[f"specificity_{name}"] = overlap_ratio(tn, tn + fp, fp, fn)
         if tp + fp + fn:
             ious.append(out[f"iou_{name}"])
     out["mean_iou"] = float(np.mean(ious)) if ious else 1.0
-    for region, labels in REGIONS.items():
-        pred, truth = np.isin(pred_labels, labels), np.isin(true_labels, labels)
-        tp, fp, fn, tn = _counts(pred, truth)
-        out[f"dice_{region}"] = _ratio(2 * tp, 2 * tp + fp + fn, fp, fn)
-        out[f"sensitivity_{region}"] = _ratio(tp, tp + fn, fp, fn)
-        out[f"specificity_{region}"] = _ratio(tn, tn + fp, fp, fn)
+    for region, pred, truth in zip(REGIONS, region_masks(pred_labels), region_masks(true_labels)):
+        tp, fp, fn, tn = overlap_counts(pred, truth)
+        out[f"dice_{region}"] = overlap_ratio(2 * tp, 2 * tp + fp + fn, fp, fn)
+        out[f"sensitivity_{region}"] = overlap_ratio(tp, tp + fn, fp, fn)
+        out[f"specificity_{region}"] = overlap_ratio(tn, tn + fp, fp, fn)
         out[f"hd95_{region}"] = hausdorff95(pred, truth, spacing)
     return out
 
@@ -465,21 +439,21 @@ def classification_metrics(y_true: np.ndarray, score: np.ndarray, threshold: flo
         raise ValueError("y_true must hold classes 0 and 1 only")
     pred = score >= threshold
     truth = y_true == 1
-    tp, fp, fn, tn = _counts(pred, truth)
+    tp, fp, fn, tn = overlap_counts(pred, truth)
     positives, negatives = int(truth.sum()), int((~truth).sum())
     if positives and negatives:
         ranks = rankdata(score)
         auc = (ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives)
     else:
         auc = float("nan")
-    precision_ = _ratio(tp, tp + fp, fp, fn)
-    recall_ = _ratio(tp, tp + fn, fp, fn)
+    precision_ = overlap_ratio(tp, tp + fp, fp, fn)
+    recall_ = overlap_ratio(tp, tp + fn, fp, fn)
     return {
         "accuracy": (tp + tn) / y_true.size if y_true.size else float("nan"),
         "precision": precision_,
         "recall": recall_,
-        "f1": _ratio(2 * tp, 2 * tp + fp + fn, fp, fn),
-        "specificity": _ratio(tn, tn + fp, fp, fn),
+        "f1": overlap_ratio(2 * tp, 2 * tp + fp + fn, fp, fn),
+        "specificity": overlap_ratio(tn, tn + fp, fp, fn),
         "roc_auc": float(auc),
         "confusion": [[tn, fp], [fn, tp]],
         "n": int(y_true.size),

@@ -32,7 +32,7 @@ import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 from plotly.subplots import make_subplots
 
-from bratslib.data.layout import LABEL_NAMES
+from bratslib.labels import LABEL_NAMES
 
 #: Name of the renderer registered by this module.
 BOOK_RENDERER = "bratslib_book"

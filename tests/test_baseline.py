@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bratslib.baseline import ThresholdBaseline, brats_regions
+from bratslib.baseline import ThresholdBaseline
+from bratslib.labels import region_masks
 
 SHAPE = (40, 40, 24)
 
@@ -55,7 +56,7 @@ def test_predict_gives_nested_brats_labels(fitted, cases):
     assert set(np.unique(labels)) <= {0, 1, 2, 4}
     wt, tc, et = fitted.regions(cases[3][0])
     assert not (et & ~tc).any() and not (tc & ~wt).any()
-    assert all(np.array_equal(a, b) for a, b in zip(brats_regions(labels), (wt, tc, et)))
+    assert all(np.array_equal(a, b) for a, b in zip(region_masks(labels), (wt, tc, et)))
 
 
 def test_components_are_filtered():

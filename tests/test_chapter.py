@@ -8,7 +8,7 @@ import pytest
 
 from bratslib.chapter import CLASS_ROWS, ChapterSetup, claims_rows, reproduced_values
 from bratslib.evaluate import Evaluation
-from bratslib.metrics import evaluate_case, summarise
+from bratslib.metrics import case_scores, summarise
 
 
 def test_setup_reads_the_profile_and_says_which_data(tiny_dataset):
@@ -31,7 +31,7 @@ def _evaluation() -> Evaluation:
     truth[3, 3, 1:3] = 4
     pred = truth.copy()
     pred[3, 3, 1] = 1  # one enhancing voxel called necrotic
-    rows = [evaluate_case(pred, truth), evaluate_case(truth, truth)]
+    rows = [case_scores(pred, truth), case_scores(truth, truth)]
     return Evaluation([{"case_id": f"c{k}", **r} for k, r in enumerate(rows)], summarise(rows), pooled_dice=0.97)
 
 

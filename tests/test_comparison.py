@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bratslib.comparison import bootstrap_ci, claim_table, collect_runs, paired_comparison
-from bratslib.metrics import evaluate_case, summarise
+from bratslib.metrics import case_scores, summarise
 from bratslib.results import open_run
 
 DATA = {"kind": "synthetic", "folder": "/data/synth", "n_cases": 4, "seed": 0, "description": "synthetic test data"}
@@ -18,7 +18,7 @@ def _case(shift: int) -> dict:
     truth[3:8, 3:8, 1:5] = 2
     truth[4:6, 4:6, 2:4] = 4
     pred = np.roll(truth, shift, axis=0)
-    return evaluate_case(pred, truth)
+    return case_scores(pred, truth)
 
 
 def _finished_run(root, model, shifts, data=DATA, profile="smoke"):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bratslib import metrics as M
+from bratslib.labels import REGIONS
 from bratslib.losses import DiceFocalLoss
 
 # ================================================================== Keras training metrics
@@ -57,7 +58,7 @@ def _result(metric) -> float:
     return float(keras.ops.convert_to_numpy(metric.result()))
 
 
-@pytest.mark.parametrize("k, cls", list(enumerate([M.DiceScore, M.Precision, M.Sensitivity, M.Specificity])))
+@pytest.mark.parametrize("k, cls", list(enumerate([M.DiceScore, M.ClassPrecision, M.Sensitivity, M.Specificity])))
 def test_confusion_metrics_accumulate_like_numpy(k, cls):
     batches = _batches()
     expected = _numpy_scores(batches)
@@ -99,15 +100,15 @@ def test_confusion_metric_empty_class_conventions():
 
     assert value(M.DiceScore, 2) == 0.0      # absent from truth, predicted: 0
     assert value(M.Sensitivity, 2) == 0.0    # TP + FN = 0 but a false positive: 0
-    assert value(M.Precision, 2) == 0.0      # TP = 0, FP = 1
+    assert value(M.ClassPrecision, 2) == 0.0      # TP = 0, FP = 1
     assert value(M.Specificity, 2) == pytest.approx(3 / 4)
     # class 2 absent from both: every ratio 1
     p_clean = one_hot[[[0, 1, 0, 0]]]
-    for cls in (M.DiceScore, M.Precision, M.Sensitivity):
+    for cls in (M.DiceScore, M.ClassPrecision, M.Sensitivity):
         assert value(cls, 2, p=p_clean) == 1.0
     # class 1 true twice, never predicted: precision 0 (not 1), sensitivity 0
     p_none = one_hot[[[0, 0, 0, 0]]]
-    assert value(M.Precision, 1, p=p_none) == 0.0
+    assert value(M.ClassPrecision, 1, p=p_none) == 0.0
     assert value(M.Sensitivity, 1, p=p_none) == 0.0
     # class 0 fills truth and prediction: specificity 0/0 -> 1; prediction not full -> 0
     full = one_hot[[[0, 0, 0, 0]]]
@@ -132,6 +133,33 @@ def test_confusion_metric_checks_arguments_and_serialises():
     for m in (metric, M.DiceScore(None, 4, name="dice_tumour")):
         copy = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(m))
         assert type(copy) is type(m) and copy.get_config() == m.get_config()
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
+def test_a_model_saved_when_class_precision_was_called_precision_still_loads(tmp_path):
+    import json
+    import zipfile
+
+    model = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Conv2D(N, 1, activation="softmax")])
+    model.compile(optimizer="adam", loss=DiceFocalLoss(), metrics=M.training_metrics())
+    model.save(tmp_path / "new.keras")
+    # the same file as bratslib wrote it before the rename: the metric's registered name was "bratslib>Precision"
+    with zipfile.ZipFile(tmp_path / "new.keras") as new, zipfile.ZipFile(tmp_path / "old.keras", "w") as old:
+        for item in new.infolist():
+            data = new.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                (metric,) = [m for m in config["compile_config"]["metrics"] if m["config"]["name"] == "precision"]
+                assert metric["registered_name"] == "bratslib>ClassPrecision"
+                metric.update(class_name="Precision", registered_name="bratslib>Precision")
+                data = json.dumps(config).encode()
+            old.writestr(item, data)
+    loaded = keras.saving.load_model(tmp_path / "old.keras")
+    x = np.random.default_rng(0).random((2, 4, 4, 2), dtype=np.float32)
+    y = np.eye(N, dtype=np.float32)[np.random.default_rng(1).integers(0, N, (2, 4, 4))]
+    logs = loaded.evaluate(x, y, verbose=0, return_dict=True)
+    assert sorted(logs) == sorted(["loss", *NAMES])
+    assert logs["precision"] == pytest.approx(model.evaluate(x, y, verbose=0, return_dict=True)["precision"])
 
 
 def test_training_metrics_names_and_values():
@@ -341,20 +369,20 @@ EXPECTED_LINE = {
 }
 
 
-def test_evaluate_case_by_hand():
-    result = M.evaluate_case(PRED_LINE.astype(np.int16), TRUE_LINE.astype(np.uint8), spacing=(1.0, 2.0, 1.0))
+def test_case_scores_by_hand():
+    result = M.case_scores(PRED_LINE.astype(np.int16), TRUE_LINE.astype(np.uint8), spacing=(1.0, 2.0, 1.0))
     assert list(result) == list(EXPECTED_LINE)
     assert result == pytest.approx(EXPECTED_LINE, abs=1e-12)
     assert all(type(v) is float for v in result.values())
 
 
-def test_evaluate_case_mean_iou_matches_keras():
-    # enhancing (4) absent from both: Keras leaves it out of the mean, so does evaluate_case
+def test_case_scores_mean_iou_matches_keras():
+    # enhancing (4) absent from both: Keras leaves it out of the mean, so does case_scores
     truth, pred = TRUE_LINE.copy(), PRED_LINE.copy()
     truth[truth == 4], pred[pred == 4] = 2, 2
     keras_iou = keras.metrics.MeanIoU(num_classes=5)  # class 3 never occurs either
     keras_iou.update_state(truth.ravel(), pred.ravel())
-    result = M.evaluate_case(pred, truth)
+    result = M.case_scores(pred, truth)
     assert result["mean_iou"] == pytest.approx(float(keras_iou.result()), abs=1e-6)
     assert result["iou_enhancing"] == 1.0 and result["dice_ET"] == 1.0 and result["hd95_ET"] == 0.0
 
@@ -363,32 +391,32 @@ def test_evaluate_case_mean_iou_matches_keras():
 def test_region_definitions(label, regions):
     truth = np.zeros((5, 5, 5), np.uint8)
     truth[2, 2, 2] = label
-    result = M.evaluate_case(np.zeros_like(truth), truth)  # the prediction misses it
-    for region in M.REGIONS:
+    result = M.case_scores(np.zeros_like(truth), truth)  # the prediction misses it
+    for region in REGIONS:
         inside = region in regions
         assert result[f"dice_{region}"] == (0.0 if inside else 1.0), region
         assert result[f"sensitivity_{region}"] == (0.0 if inside else 1.0), region
         assert result[f"hd95_{region}"] == (M.HD95_EMPTY_MM if inside else 0.0), region
-    result = M.evaluate_case(truth, truth)
-    assert all(result[f"dice_{r}"] == 1.0 for r in M.REGIONS)
+    result = M.case_scores(truth, truth)
+    assert all(result[f"dice_{r}"] == 1.0 for r in REGIONS)
 
 
-def test_evaluate_case_rejects_bad_input():
+def test_case_scores_rejects_bad_input():
     good = np.zeros((3, 3, 3), np.uint8)
     with pytest.raises(ValueError, match="shape"):
-        M.evaluate_case(good, np.zeros((3, 3, 4), np.uint8))
+        M.case_scores(good, np.zeros((3, 3, 4), np.uint8))
     for bad_label in (3, 5, -1):
         bad = good.astype(np.int16)
         bad[1, 1, 1] = bad_label
         with pytest.raises(ValueError, match=rf"pred_labels holds labels \[{bad_label}\]"):
-            M.evaluate_case(bad, good)
+            M.case_scores(bad, good)
         with pytest.raises(ValueError, match="true_labels"):
-            M.evaluate_case(good, bad)
+            M.case_scores(good, bad)
     with pytest.raises(ValueError, match="dtype"):
-        M.evaluate_case(good.astype(bool), good)
+        M.case_scores(good.astype(bool), good)
 
 
-def test_evaluate_case_full_size_volume():
+def test_case_scores_full_size_volume():
     """One realistic 240 x 240 x 155 case: nested blob tumour, a prediction shifted by 2 voxels."""
     shape = (240, 240, 155)
     grid = np.ogrid[tuple(slice(0, n) for n in shape)]
@@ -397,8 +425,8 @@ def test_evaluate_case_full_size_volume():
     pred = np.roll(truth, 2, axis=0)
     pred[(d > 0.55) & (d <= 0.6)] = 2  # and a thinner enhancing ring
     start = time.perf_counter()
-    result = M.evaluate_case(pred, truth)
-    print(f"evaluate_case on {shape}: {time.perf_counter() - start:.2f} s")
+    result = M.case_scores(pred, truth)
+    print(f"case_scores on {shape}: {time.perf_counter() - start:.2f} s")
     assert set(result) == set(EXPECTED_LINE)
     assert 0.8 < result["dice_WT"] < 1.0 and 0.0 < result["dice_ET"] < 1.0
     assert 0.0 < result["hd95_WT"] <= 2.0  # a 2-voxel shift moves no surface voxel further

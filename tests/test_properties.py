@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bratslib.data.preprocess import resize_back, resize_slices, resize_volume, to_brats_labels, to_training_labels
-from bratslib.metrics import dice, evaluate_case, iou
+from bratslib.metrics import case_scores, dice, iou
 
 BRATS = (0, 1, 2, 4)
 masks = st.integers(1, 6).flatmap(lambda n: st.tuples(arrays(bool, (n, n, 3)), arrays(bool, (n, n, 3))))
@@ -45,6 +45,6 @@ def test_resizing_labels_and_back_keeps_them_in_the_label_set(seg, size):
 @settings(deadline=None, max_examples=30)
 @given(label_maps)
 def test_a_case_evaluated_against_itself_is_perfect(seg):
-    m = evaluate_case(seg, seg)
+    m = case_scores(seg, seg)
     assert m["accuracy"] == 1.0 and m["mean_iou"] == 1.0
     assert all(m[f"dice_{r}"] == 1.0 and m[f"hd95_{r}"] == 0.0 for r in ("WT", "TC", "ET"))

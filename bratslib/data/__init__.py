@@ -16,8 +16,6 @@ from bratslib.data.cases import (
 from bratslib.data.cache import PreprocessedCache
 from bratslib.data.layout import (
     BRATS_SHAPE,
-    LABEL_NAMES,
-    LABELS,
     MODALITIES,
     CaseFiles,
     NoCasesFoundError,
@@ -27,6 +25,7 @@ from bratslib.data.layout import (
 from bratslib.data.source import data_provenance, resolve_data_dir
 from bratslib.data.splits import split_cases
 from bratslib.data.synth import write_synthetic_dataset
+from bratslib.labels import LABEL_NAMES, LABELS
 
 __all__ = [
     "BRATS_SHAPE", "LABELS", "LABEL_NAMES", "MODALITIES",

@@ -35,9 +35,9 @@ import nibabel as nib
 import numpy as np
 
 from bratslib.files import atomic_path
+from bratslib.labels import LABELS
 
 from bratslib.data.layout import (
-    LABELS,
     MODALITIES,
     CaseFiles,
     case_files,

@@ -36,11 +36,6 @@ log = logging.getLogger(__name__)
 #: The four MRI modalities of BraTS, in the order used throughout bratslib.
 MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
 
-#: Labels of a BraTS 2020 segmentation: background, necrotic / non-enhancing tumour core
-#: (NCR/NET), peritumoral oedema (ED), and GD-enhancing tumour (ET).  Label 3 is unused.
-LABELS: tuple[int, ...] = (0, 1, 2, 4)
-LABEL_NAMES: dict[int, str] = {0: "background", 1: "necrotic core", 2: "oedema", 4: "enhancing tumour"}
-
 #: Shape and voxel size of every released BraTS 2020 volume (SRI24 space, 1 mm isotropic).
 BRATS_SHAPE: tuple[int, int, int] = (240, 240, 155)
 

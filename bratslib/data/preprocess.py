@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from scipy import ndimage
 
+from bratslib.labels import LABELS
+
 if TYPE_CHECKING:
     from bratslib.data.cases import BratsCase
 
 #: BraTS label of each training class index: class k is BraTS label ``BRATS_LABEL_OF_CLASS[k]``.
-BRATS_LABEL_OF_CLASS: tuple[int, ...] = (0, 1, 2, 4)
+BRATS_LABEL_OF_CLASS: tuple[int, ...] = LABELS
 N_CLASSES = len(BRATS_LABEL_OF_CLASS)
 
 #: Robust min-max: intensities are clipped at these percentiles of the brain voxels.
