@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_train.py [--profiles smoke full] [--models unet2d ...] [--steps 5]
 
-For every model of the book (the six segmentation networks, and chapter 8's classical and
-quantum ResNet classifiers) at a profile's size (``smoke``: what ``make book`` trains on a
+For every model of the book (``bratslib.registry.MODELS``: the six segmentation networks, and
+chapter 8's classical and quantum ResNet classifiers) at a profile's size (``smoke``: what ``make book`` trains on a
 2-core CPU; ``full``: the report's settings), each row is measured in a fresh Python process:
 
 * training: ``model.fit`` steps on a batch already in memory (so the model never waits),
@@ -19,8 +19,10 @@ quantum ResNet classifiers) at a profile's size (``smoke``: what ``make book`` t
 * peak memory: the process' peak resident memory on the CPU, the GPU's peak allocation on a GPU.
 
 On a GPU every row is also measured with mixed precision and with XLA (``jit_compile``),
-as ratios to the plain float32 row; ``--variants`` chooses them anywhere (on the CPU, XLA
-is off by default in Keras and slower; mixed precision has no float16 units to use).
+as ratios to the plain float32 row; on a CPU with native bfloat16 (AVX512-BF16, AMX) with
+``mixed_bfloat16`` (``bf16``), the policy :func:`bratslib.training.precision_default` then
+trains with; ``--variants`` chooses them anywhere (on the CPU, XLA is off by default in Keras
+and slower; float16 has no CPU units, and bfloat16 without them is emulated).
 
 ``--out DIR`` also writes ``DIR/bench_train.md`` (shown in the book's performance page)
 and ``DIR/bench_train.json`` (``--name`` changes the name).
@@ -42,21 +44,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
     epoch_rates, gpu_names, machine_summary, markdown_table, peak_rss_mb, print_row, run_row, write_report,
 )
+from bratslib.registry import MODELS  # noqa: E402
 
-#: model name -> (chapter of bratslib.profiles, builder module, builder, profile key of extra kwargs)
-MODELS = {
-    "unet2d": ("unet2d", "bratslib.models.unet2d", "build_unet2d", None),
-    "unet3d": ("unet3d", "bratslib.models.unet3d", "build_unet3d", None),
-    "resnet50_unet": ("resnet50_unet", "bratslib.models.resnet50_unet", "build_resnet50_unet", None),
-    "attention_unet": ("attention_unet", "bratslib.models.attention_unet", "build_attention_unet", None),
-    "transunet": ("transunet", "bratslib.models.transunet", "build_transunet", None),
-    "deeplabv3plus": ("deeplabv3plus", "bratslib.models.deeplabv3plus", "build_deeplabv3plus", None),
-    "resnet18_classical": ("quantum", "bratslib.models.resnet_classifier", "build_resnet_classifier", "classical_head"),
-    "resnet18_quantum": ("quantum", "bratslib.models.quantum", "build_quantum_classifier", "quantum_head"),
-}
 #: BraTS 2020 training cases in the report's split (70 % of 369), and axial slices per case.
 FULL_TRAIN_CASES, SLICES_PER_CASE = 258, 155
-VARIANTS = ("float32", "mixed", "xla", "mixed+xla")
+#: ``mixed``: Keras' mixed_float16 (GPUs with tensor cores); ``bf16``: mixed_bfloat16 (CPUs with
+#: native bfloat16, e.g. AVX512-BF16 or AMX); ``xla``: ``jit_compile``.
+VARIANTS = ("float32", "mixed", "bf16", "xla", "mixed+xla")
+
+
+def variant_policy(variant: str) -> str:
+    """The Keras dtype policy of a variant: mixed_float16, mixed_bfloat16 or float32."""
+    return "mixed_float16" if "mixed" in variant else "mixed_bfloat16" if "bf16" in variant else "float32"
+
+
+def default_variants() -> list[str]:
+    """All but bf16 on a GPU; on a CPU float32, and bf16 where the CPU computes it natively."""
+    from bratslib.training import cpu_has_native_bf16
+
+    if gpu_names():
+        return [v for v in VARIANTS if v != "bf16"]
+    return ["float32", "bf16"] if cpu_has_native_bf16() else ["float32"]
 
 
 def same_batch(x, y, n: int):
@@ -75,13 +83,11 @@ def same_batch(x, y, n: int):
 
 def _setup(model: str, profile: str):
     from bratslib.chapter import ChapterSetup
-    from bratslib.profiles import profile_settings
 
-    chapter, module, builder, extra = MODELS[model]
-    settings = profile_settings(chapter, profile)
-    setup = ChapterSetup(chapter, profile, 0, settings, Path("."), {})
-    kwargs = {**setup.model_kwargs, **(settings[extra] if extra else {})}
-    return setup, getattr(__import__(module, fromlist=[builder]), builder), kwargs
+    spec = MODELS[model]
+    settings = spec.settings(profile)
+    setup = ChapterSetup(spec.profile, profile, 0, settings, Path("."), {})
+    return setup, spec.builder(), setup.builder_kwargs(spec)
 
 
 def epoch_samples(settings: dict, profile: str) -> int:
@@ -106,13 +112,13 @@ def train_rate(model_name: str, profile: str, variant: str, warmup: int, steps: 
     s = setup.settings
     bs = s["batch_size"]
     keras.utils.set_random_seed(0)
-    with precision_policy("mixed" in variant):
+    with precision_policy(variant_policy(variant)):
         model = builder(**kwargs)
     x = np.random.default_rng(0).random((bs, *setup.input_shape), dtype=np.float32)
     classes = s.get("n_classes", 4)
     labels = np.random.default_rng(1).integers(0, classes, (bs, *model.output_shape[1:-1]))
     y = np.eye(classes, dtype=np.float32)[labels]
-    if "min_tumour_pixels" in s:
+    if MODELS[model_name].is_classifier:
         task = classification_training()
         loss, metrics = task["loss"], task["metrics"]
     else:
@@ -148,7 +154,7 @@ def data_rate(model_name: str, profile: str, data_dir: str, cache_dir: str, batc
     s = setup.settings
     cache = PreprocessedCache(cache_dir, s["modalities"], s["size"], s["mode"])
     cached = cache.build(find_cases(data_dir), progress=False)
-    if "min_tumour_pixels" in s:
+    if MODELS[model_name].is_classifier:
         cls, task = TumourSliceDataset, {"min_tumour_pixels": s["min_tumour_pixels"]}
     else:
         cls, task = (SliceDataset if s["mode"] == "2d" else VolumeDataset), {}
@@ -216,7 +222,7 @@ def main(argv=None) -> int:
 
     from bratslib.data.synth import write_synthetic_dataset
 
-    variants = args.variants or (list(VARIANTS) if gpu_names() else ["float32"])
+    variants = args.variants or default_variants()
     if "float32" not in variants:
         variants.insert(0, "float32")
     root = write_synthetic_dataset(args.data_dir, n_cases=args.cases, seed=0, progress=True)

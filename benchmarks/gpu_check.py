@@ -4,7 +4,7 @@
 
 One command for a GPU machine (Colab, Kaggle, a cluster node) before the report's training:
 
-* measures every model of ``bench_train.MODELS`` (the six segmentation networks, chapter 8's
+* measures every model of ``bratslib.registry.MODELS`` (the six segmentation networks, chapter 8's
   classical and quantum ResNet18 classifiers) at the ``--profile`` size (default ``full``: the
   report's settings), each variant in a fresh Python process, with ``bench_train.train_rate``:
   ``model.fit`` steps on one batch in memory, samples per second, seconds per epoch of the
@@ -34,10 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_train import MODELS, SLICES_PER_CASE, VARIANTS, epoch_samples, table_of, train_rate  # noqa: E402
+from benchmarks.bench_train import SLICES_PER_CASE, VARIANTS, table_of, train_rate  # noqa: E402
 from benchmarks.common import gpu_names, machine_summary, markdown_table, print_row, run_row, write_report  # noqa: E402
+from bratslib.registry import MODELS, chapter_models  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 #: Cases of BraTS 2020's training release (the ``full`` profile), and of the book's synthetic data set.
 FULL_CASES, BOOK_CASES = 369, 20
 #: A validation sample is assumed to cost 1 / VAL_SPEEDUP of a training sample (forward pass only).
@@ -60,13 +60,6 @@ def val_samples(settings: dict, profile: str) -> int:
     n = FULL_CASES if profile == "full" else BOOK_CASES
     cases = len(split_cases([f"{i:03d}" for i in range(n)])["val"])
     return cases * (SLICES_PER_CASE if settings["mode"] == "2d" else 1)
-
-
-def chapter_name(chapter: str) -> str:
-    """The notebook of a profile's chapter (``unet2d`` -> ``02_unet2d``, ``quantum`` ->
-    ``08_quantum_vs_classical``), or the chapter itself when no notebook matches."""
-    names = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    return next((n for n in names if n[3:].startswith(chapter)), chapter)
 
 
 def kaggle_fit(seconds: float) -> str:
@@ -99,20 +92,18 @@ def project(rows: list[dict], profile: str) -> list[dict]:
     """Per chapter whose models were measured: epochs x (training + validation seconds per epoch),
     summed over the chapter's models; ``missing`` names the chapter's models without a measurement
     (not measured, or failed in every variant), whose time the projection lacks."""
-    from bratslib.profiles import profile_settings
-
     measured = list(dict.fromkeys(r["model"] for r in rows))
-    chapters = list(dict.fromkeys(MODELS[m][0] for m in measured))
+    chapters = list(dict.fromkeys(MODELS[m].chapter for m in measured))
     out = []
     for chapter in chapters:
-        settings = profile_settings(chapter, profile)
-        models = [m for m in MODELS if MODELS[m][0] == chapter]
-        best = {m: fastest(rows, m) for m in models}
-        parts = [model_projection(best[m], settings, profile) for m in models if best[m]]
+        models = chapter_models(chapter)
+        settings = models[0].settings(profile)  # a chapter's models share its profile
+        best = {spec.name: fastest(rows, spec.name) for spec in models}
+        parts = [model_projection(row, settings, profile) for row in best.values() if row]
         train_s, val_s = sum(p["epoch_s"] for p in parts), sum(p["val_epoch_s"] for p in parts)
         total = settings["epochs"] * (train_s + val_s)
-        out.append({"chapter": chapter, "notebook": chapter_name(chapter), "epochs": settings["epochs"],
-                    "models": parts, "missing": [m for m in models if not best[m]], "epoch_s": train_s,
+        out.append({"chapter": models[0].profile, "notebook": chapter, "epochs": settings["epochs"],
+                    "models": parts, "missing": [m for m, row in best.items() if not row], "epoch_s": train_s,
                     "val_epoch_s": val_s, "projected_s": total, "projected_h": total / 3600,
                     "kaggle": kaggle_fit(total)})
     return out
@@ -122,7 +113,7 @@ def book_total(chapters: list[dict]) -> dict:
     """The sum of the chapters' projections, in seconds and hours; ``complete``: every model of the
     book was measured."""
     total = sum(c["projected_s"] for c in chapters)
-    complete = len(chapters) == len({m[0] for m in MODELS.values()}) and not any(c["missing"] for c in chapters)
+    complete = len(chapters) == len({spec.chapter for spec in MODELS.values()}) and not any(c["missing"] for c in chapters)
     return {"projected_s": total, "projected_h": total / 3600, "complete": complete, "kaggle": kaggle_fit(total)}
 
 

@@ -31,6 +31,7 @@ from bratslib.data.augment import AugmentConfig
 from bratslib.data.generators import Datasets, TumourSliceDataset, make_datasets
 from bratslib.data.source import data_provenance, resolve_data_dir
 from bratslib.profiles import profile_settings
+from bratslib.registry import ModelSpec
 from bratslib.training import TrainedRun, distribution_strategy, train
 
 @dataclass
@@ -108,6 +109,14 @@ class ChapterSetup:
     def model_kwargs(self) -> dict[str, Any]:
         """The builder's arguments: input shape, four classes and the profile's ``model`` settings."""
         return {"input_shape": self.input_shape, "n_classes": self.settings.get("n_classes", 4), **self.settings["model"]}
+
+    def builder_kwargs(self, spec: ModelSpec) -> dict[str, Any]:
+        """What this chapter builds ``spec`` (an entry of :data:`bratslib.registry.MODELS`)
+        with: :attr:`model_kwargs` and, for a model with a ``head`` (chapter 8's classifiers),
+        that head's settings."""
+        if spec.profile != self.chapter:
+            raise ValueError(f"{spec.name} is trained by the chapter {spec.profile!r}, not {self.chapter!r}")
+        return {**self.model_kwargs, **(self.settings[spec.head] if spec.head else {})}
 
     def run_name(self, builder: Callable[..., Any] | None = None) -> str:
         """``<chapter>-<profile>-seed<seed>``, or with ``builder`` ``<model>-<profile>-seed<seed>``

@@ -22,21 +22,9 @@ import numpy as np
 from scipy import stats
 
 from bratslib.claims import COMPOSITE_DICE, reproduced_values
+from bratslib.registry import MODELS, model_label
 from bratslib.results import DATA_KEYS, Run, find_runs
 
-#: Which chapter's claims each model answers, and the label the tables use.
-MODEL_CHAPTERS: dict[str, tuple[str, str]] = {
-    "unet2d": ("unet2d", "2D U-Net"),
-    "unet3d": ("unet3d", "3D U-Net"),
-    "resnet50_unet": ("resnet50_unet", "ResNet50 U-Net"),
-    "attention_unet": ("attention_unet", "Attention U-Net"),
-    "transunet": ("transunet", "TransUNet"),
-    "deeplabv3plus": ("deeplabv3plus", "DeepLabV3+"),
-    "resnet_classifier": ("quantum", "classical ResNet (classifier)"),
-    "quantum_classifier": ("quantum", "quantum ResNet (classifier)"),
-}
-#: The two classifiers; every other model is a segmentation network.
-CLASSIFIERS = ("resnet_classifier", "quantum_classifier")
 #: A reproduced value within this distance of the report's "agrees" (real data only).
 AGREEMENT = 0.05
 
@@ -60,11 +48,12 @@ class ModelResult:
 
     @property
     def label(self) -> str:
-        return MODEL_CHAPTERS.get(self.model, (self.model, self.model))[1]
+        """The model's label in :data:`bratslib.registry.MODELS` (its name when it has none)."""
+        return model_label(self.model)
 
     @property
     def is_classifier(self) -> bool:
-        return self.model in CLASSIFIERS
+        return self.model in MODELS and MODELS[self.model].is_classifier
 
     def values(self, key: str) -> np.ndarray:
         """``key`` of every test case, in the order of ``per_case.csv``."""
@@ -92,7 +81,7 @@ def collect_runs(provenance: Mapping[str, Any], profile: str,
         profile: ``"tiny"``, ``"smoke"`` or ``"full"``.
 
     Returns:
-        ``{model name: ModelResult}`` in the order of :data:`MODEL_CHAPTERS`; models without
+        ``{model name: ModelResult}`` in the order of :data:`bratslib.registry.MODELS`; models without
         such a run are left out (their chapters were not run on this data).
     """
     found: dict[str, ModelResult] = {}
@@ -106,7 +95,7 @@ def collect_runs(provenance: Mapping[str, Any], profile: str,
         history = run.history()
         found[config.get("model", run.name)] = ModelResult(config.get("model", run.name), run, metrics, run.per_case(),
                                                            history[int(run.state["best_epoch"])] if history else {})
-    return {m: found[m] for m in [*MODEL_CHAPTERS, *sorted(set(found) - set(MODEL_CHAPTERS))] if m in found}
+    return {m: found[m] for m in [*MODELS, *sorted(set(found) - set(MODELS))] if m in found}
 
 
 def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 2000,
@@ -176,15 +165,16 @@ def claim_table(claims: Mapping[str, Any], results: Mapping[str, ModelResult], p
     Rows: ``chapter``, ``model`` (the report's name), ``claim``, ``where``, ``report``,
     ``reproduced`` (None if not), ``measures`` (what the reproduced number is, or why there
     is none), ``data``, ``interval`` (the 95 % bootstrap interval over the test cases when
-    the reproduced number is a mean over cases, else None) and ``verdict``.  The quantum chapter's claims (about the hybrid) are
-    answered by the quantum classifier; the ``report`` entry's by all models together.
+    the reproduced number is a mean over cases, else None) and ``verdict``.  Each entry of the
+    claims file is answered by the model whose ``claims`` it is in :data:`bratslib.registry.MODELS`
+    (the quantum chapter's, about the hybrid, by the quantum classifier); the ``report`` entry's
+    by all models together.
     """
     by_chapter: dict[str, ModelResult] = {}
     for name, result in results.items():
-        chapter = MODEL_CHAPTERS.get(name, (name,))[0]
-        if chapter == "quantum" and name != "quantum_classifier":
-            continue
-        by_chapter[chapter] = result
+        claims_key = MODELS[name].claims if name in MODELS else name
+        if claims_key is not None:
+            by_chapter[claims_key] = result
     overall = _overall_values(results)
     rows = []
     for chapter, entry in claims.items():
@@ -227,7 +217,7 @@ def _overall_values(results: Mapping[str, ModelResult]) -> dict[str, tuple[float
     iou = {m: v["mean_iou"][0] for m, v in values.items()}
     best = max(iou, key=iou.get)
     losses = [r.best.get("val_loss", np.nan) for r in seg.values()]
-    label = MODEL_CHAPTERS.get(best, (best, best))[1]
+    label = model_label(best)
     return {
         "accuracy_all": (float(np.mean([v["accuracy"][0] for v in values.values()])),
                          f"mean voxel accuracy of the {len(seg)} segmentation models"),
@@ -238,5 +228,5 @@ def _overall_values(results: Mapping[str, ModelResult]) -> dict[str, tuple[float
     }
 
 
-__all__ = ["MODEL_CHAPTERS", "CLASSIFIERS", "AGREEMENT", "ModelResult", "collect_runs", "bootstrap_ci",
+__all__ = ["AGREEMENT", "ModelResult", "collect_runs", "bootstrap_ci",
            "paired_comparison", "claim_table"]

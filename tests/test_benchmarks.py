@@ -37,11 +37,11 @@ def test_bench_data_prints_rates_and_ratios_and_writes_its_report(tmp_path):
 
 @pytest.mark.slow
 def test_bench_train_measures_a_model_and_its_data_pipeline(tmp_path):
-    done = _bench("bench_train", "--profiles", "tiny", "--models", "unet2d", "resnet18_quantum", "--steps", "1",
+    done = _bench("bench_train", "--profiles", "tiny", "--models", "unet2d", "quantum_classifier", "--steps", "1",
                   "--warmup", "1", "--data-batches", "2", "--cases", "3", "--data-dir", str(tmp_path / "data"),
                   "--out", str(tmp_path / "out"))
     rows = json.loads((tmp_path / "out" / "bench_train.json").read_text())["results"]
-    assert [(r["model"], r["variant"]) for r in rows] == [("unet2d", "float32"), ("resnet18_quantum", "float32")]
+    assert [(r["model"], r["variant"]) for r in rows] == [("unet2d", "float32"), ("quantum_classifier", "float32")]
     assert all(r["train_rate"] > 0 and r["data_rate"] > 0 and r["params"] > 0 for r in rows), rows
     assert "| unet2d | tiny | 7,768 | 128x128x2 x 8 |" in done.stdout  # float32 only: no variant columns
 
@@ -72,10 +72,10 @@ def test_gpu_check_projects_each_chapter_from_its_fastest_variant():
     def row(model, variant, rate, samples=39_990):
         return {"model": model, "profile": "full", "variant": variant, "train_rate": rate, "epoch_s": samples / rate}
 
-    rows = [row("unet3d", "float32", 0.5, samples=258), row("resnet18_classical", "float32", 100.0),
-            row("resnet18_classical", "mixed", 200.0),
-            {"model": "resnet18_classical", "profile": "full", "variant": "xla", "error": ["out of memory"]},
-            row("resnet18_quantum", "float32", 50.0)]
+    rows = [row("unet3d", "float32", 0.5, samples=258), row("resnet_classifier", "float32", 100.0),
+            row("resnet_classifier", "mixed", 200.0),
+            {"model": "resnet_classifier", "profile": "full", "variant": "xla", "error": ["out of memory"]},
+            row("quantum_classifier", "float32", 50.0)]
     unet3d, quantum = project(rows, "full")
     # chapter 8 trains both classifiers for 30 epochs; validation: 55 cases x 155 slices at 3 x the rate
     assert [p["variant"] for p in quantum["models"]] == ["mixed", "float32"] and quantum["missing"] == []
@@ -92,18 +92,18 @@ def test_gpu_check_projects_each_chapter_from_its_fastest_variant():
 def test_gpu_check_measures_projects_and_says_no_gpu_was_measured(tmp_path):
     from bratslib.profiles import profile_settings
 
-    done = _bench("gpu_check", "--profile", "tiny", "--models", "unet2d", "resnet18_quantum", "--warmup", "1",
+    done = _bench("gpu_check", "--profile", "tiny", "--models", "unet2d", "quantum_classifier", "--warmup", "1",
                   "--steps", "1", "--out", str(tmp_path))
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     results = report["results"]
     assert "no GPU was measured: CPU numbers, for testing the check only" in report["title"]
     assert results["gpu"] is False and results["variants"] == ["float32"]
     rows = results["rows"]
-    assert [(r["model"], r["variant"]) for r in rows] == [("unet2d", "float32"), ("resnet18_quantum", "float32")]
+    assert [(r["model"], r["variant"]) for r in rows] == [("unet2d", "float32"), ("quantum_classifier", "float32")]
     assert all(r["train_rate"] > 0 and r["peak_mb"] > 0 for r in rows), rows
     assert all(r["epoch_s"] == pytest.approx(32 / r["train_rate"]) for r in rows)  # tiny: 32 samples per epoch
     chapters = {c["chapter"]: c for c in results["chapters"]}
-    assert list(chapters) == ["unet2d", "quantum"] and chapters["quantum"]["missing"] == ["resnet18_classical"]
+    assert list(chapters) == ["unet2d", "quantum"] and chapters["quantum"]["missing"] == ["resnet_classifier"]
     for chapter, row in zip(chapters.values(), rows):
         epochs = profile_settings(chapter["chapter"], "tiny")["epochs"]
         val_s = 16 / (3 * row["train_rate"])  # tiny: 16 validation samples, at 3 x the training rate

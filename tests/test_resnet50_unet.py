@@ -1,4 +1,5 @@
-"""The U-Net on a ResNet50 encoder (report section 2.3.3).
+"""The U-Net on a ResNet50 encoder (report section 2.3.3); what every builder does is tested once
+for all in ``test_registry.py``.
 
 Every model here has a random encoder (``encoder_weights=None``), or one whose ImageNet
 download is made to fail, so no test downloads anything.
@@ -22,12 +23,8 @@ def report_model():
     return build_resnet50_unet((128, 128, 3), 4, encoder_weights=None)
 
 
-def test_output_is_a_softmax_per_pixel(report_model):
-    x = np.random.default_rng(0).random((1, 128, 128, 3), dtype=np.float32)
-    y = report_model.predict(x, verbose=0)
-    assert y.shape == (1, 128, 128, 4) and y.dtype == np.float32
-    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
-    assert report_model.input.name == "images" and report_model.name == "resnet50_unet"
+def test_the_report_setting_says_its_encoder_is_random(report_model):
+    assert report_model.output_shape == (None, 128, 128, 4) and report_model.output.dtype == "float32"
     assert report_model.encoder_weights == "random"
 
 
@@ -66,13 +63,11 @@ def test_a_few_steps_learn_a_threshold():
     assert losses[-1] < 0.6 * losses[0], losses
 
 
-def test_save_and_load_give_the_same_predictions(tmp_path):
+def test_a_frozen_encoder_stays_frozen_when_saved_and_loaded(tmp_path):
     model = build_resnet50_unet((32, 32, 3), 2, encoder_weights=None, freeze_encoder=True)
-    x = np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
     model.save(tmp_path / "resnet50_unet.keras")
     loaded = keras.models.load_model(tmp_path / "resnet50_unet.keras")
-    np.testing.assert_array_equal(loaded(x, training=False), model(x, training=False))
-    assert loaded.name == "resnet50_unet" and len(loaded.trainable_weights) == len(model.trainable_weights)
+    assert len(loaded.trainable_weights) == len(model.trainable_weights) < len(model.weights)
 
 
 def test_a_failed_download_is_recorded_on_the_model(monkeypatch):

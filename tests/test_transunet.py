@@ -1,4 +1,5 @@
-"""TransUNet: a CNN encoder, a transformer on its deepest map, a cascaded upsampling decoder."""
+"""TransUNet: a CNN encoder, a transformer on its deepest map, a cascaded upsampling decoder (what
+every builder does is tested once for all in ``test_registry.py``)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,6 @@ REPORT = dict(base_filters=32, depth=4, embed_dim=256, num_heads=8, num_layers=4
 SMOKE = dict(base_filters=8, depth=3, embed_dim=64, num_heads=2, num_layers=2, mlp_dim=128)
 TINY = dict(input_shape=(32, 32, 2), n_classes=2, base_filters=4, depth=2, embed_dim=16, num_heads=2,
             num_layers=1, mlp_dim=32)
-
-
-def test_output_is_a_softmax_per_pixel():
-    model = build_transunet((128, 128, 2), 4, **SMOKE)
-    x = np.random.default_rng(0).random((2, 128, 128, 2), dtype=np.float32)
-    y = model.predict(x, verbose=0)
-    assert y.shape == (2, 128, 128, 4) and y.dtype == np.float32
-    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
-    assert model.input.name == "images" and model.name == "transunet"
 
 
 @pytest.mark.parametrize(
@@ -73,14 +65,13 @@ def test_a_tiny_transunet_learns_a_threshold():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_save_and_load_give_the_same_predictions(tmp_path):
+def test_the_position_embedding_loads_without_custom_objects(tmp_path):
     model = build_transunet(**TINY)
-    x = np.random.default_rng(1).random((2, 32, 32, 2), dtype=np.float32)
     model.save(tmp_path / "transunet.keras")
     loaded = keras.models.load_model(tmp_path / "transunet.keras")  # no custom_objects
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert isinstance(loaded.get_layer("position_embedding"), PositionEmbedding)
-    assert loaded.name == "transunet"
+    np.testing.assert_array_equal(loaded.get_layer("position_embedding").get_weights()[0],
+                                  model.get_layer("position_embedding").get_weights()[0])
 
 
 _GRAPH_MODE_TRAINING = """

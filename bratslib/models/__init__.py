@@ -1,17 +1,15 @@
-"""Segmentation architectures, one per module.
+"""The book's architectures (six segmentation networks, chapter 8's two classifiers), one per module.
 
 Each module holds one architecture, ``build_<name>(input_shape, n_classes, ...) ->
 keras.Model``, returning an uncompiled model that maps images to per-voxel class
 probabilities.  Models know nothing of files, datasets or training: that is the business of
-``bratslib.data`` and ``bratslib.training``.  :data:`MODELS` names them for
-:func:`build_model`.
+``bratslib.data`` and ``bratslib.training``.  :func:`build_model` builds any model of the
+book by its name in :data:`bratslib.registry.MODELS`.
 
 Importing this package imports Keras (and so TensorFlow).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import keras
 
@@ -21,16 +19,7 @@ from bratslib.models.resnet50_unet import build_resnet50_unet
 from bratslib.models.transunet import build_transunet
 from bratslib.models.unet2d import build_unet2d
 from bratslib.models.unet3d import build_unet3d
-
-#: Builder of each architecture, by name.
-MODELS: dict[str, Callable[..., keras.Model]] = {
-    "unet2d": build_unet2d,
-    "unet3d": build_unet3d,
-    "resnet50_unet": build_resnet50_unet,
-    "attention_unet": build_attention_unet,
-    "transunet": build_transunet,
-    "deeplabv3plus": build_deeplabv3plus,
-}
+from bratslib.registry import model_spec
 
 
 def load_model(path) -> keras.Model:
@@ -49,10 +38,13 @@ def load_model(path) -> keras.Model:
 
 
 def build_model(name: str, /, input_shape: tuple[int, ...], n_classes: int, **kwargs) -> keras.Model:
-    """Build the architecture called ``name``; ``kwargs`` (a ``name=`` too) go to its builder."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    return MODELS[name](input_shape=input_shape, n_classes=n_classes, **kwargs)
+    """Build the model called ``name`` in :data:`bratslib.registry.MODELS` (the quantum
+    classifier imports PennyLane); ``kwargs`` (a ``name=`` too) go to its builder.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    return model_spec(name).builder()(input_shape=input_shape, n_classes=n_classes, **kwargs)
 
 
-__all__ = ["MODELS", "build_model", "load_model", "build_attention_unet", "build_deeplabv3plus", "build_resnet50_unet", "build_transunet", "build_unet2d", "build_unet3d"]
+__all__ = ["build_model", "load_model", "build_attention_unet", "build_deeplabv3plus", "build_resnet50_unet", "build_transunet", "build_unet2d", "build_unet3d"]
