@@ -39,6 +39,7 @@ from bratslib.labels import LABELS
 
 from bratslib.data.layout import (
     MODALITIES,
+    NAMINGS,
     CaseFiles,
     case_files,
     duplicate_ids,
@@ -169,7 +170,9 @@ def _image_problems(data: np.ndarray) -> list[str]:
     return problems
 
 
-def _label_problems(data: np.ndarray) -> list[str]:
+def _label_problems(data: np.ndarray, labels: tuple[int, ...] = LABELS) -> list[str]:
+    """What is wrong with a label map whose allowed values are ``labels`` ([] when nothing)."""
+    allowed = "{" + ", ".join(map(str, labels)) + "}"
     if not np.issubdtype(data.dtype, np.integer):
         if not np.isfinite(data).all():
             return ["segmentation has NaN or Inf voxels"]
@@ -177,13 +180,24 @@ def _label_problems(data: np.ndarray) -> list[str]:
             return ["segmentation has non-integer labels"]
     lo, hi = data.min(), data.max()
     if lo < 0 or hi > 255:
-        return [f"labels outside {{0, 1, 2, 4}}: values range from {lo} to {hi}"]
+        return [f"labels outside {allowed}: values range from {lo} to {hi}"]
     counts = np.bincount(data.astype(np.uint8, copy=False).ravel(), minlength=256)
-    bad = [int(v) for v in np.flatnonzero(counts) if v not in LABELS]
+    bad = [int(v) for v in np.flatnonzero(counts) if v not in labels]
     if bad:
         detail = ", ".join(f"{v} ({counts[v]:,} voxels)" for v in bad)
-        return [f"labels outside {{0, 1, 2, 4}}: {detail}"]
+        hint = " (BraTS 2023+ files label the enhancing tumour 3, earlier ones 4: is the folder named as its release?)" \
+            if set(bad) & {3, 4} else ""
+        return [f"labels outside {allowed}: {detail}{hint}"]
     return []
+
+
+def _to_brats2020_labels(data: np.ndarray, files: CaseFiles) -> np.ndarray:
+    """uint8 labels 0/1/2/4 from a checked segmentation of ``files``' naming (3 -> 4 since 2023)."""
+    labels = data.astype(np.uint8)
+    enhancing = NAMINGS[files.naming].enhancing_label
+    if enhancing != 4:
+        labels[labels == enhancing] = 4
+    return labels
 
 
 def _geometry_problems(reference: tuple[str, nib.Nifti1Image], img: nib.Nifti1Image) -> list[str]:
@@ -260,15 +274,16 @@ class BratsCase:
 
     @property
     def seg(self) -> np.ndarray | None:
-        """Label map, uint8 with values in {0, 1, 2, 4}; None for an unlabeled case."""
+        """Label map, uint8 with values in {0, 1, 2, 4} whatever the release (a BraTS 2023+
+        file's enhancing label 3 is read as 4); None for an unlabeled case."""
         if self._seg_header is None:
             return None
         if "seg" not in self._cache:
             data, problems = _read(self._seg_header, float32=False)
-            problems = problems or _label_problems(data)
+            problems = problems or _label_problems(data, self.files.labels)
             if problems:
                 raise BratsDataError(self.case_id, self.files.seg, problems[0])
-            self._cache["seg"] = data.astype(np.uint8)
+            self._cache["seg"] = _to_brats2020_labels(data, self.files)
         return self._cache["seg"]
 
     def stack(self, modalities: tuple[str, ...] | list[str] = ("flair", "t1ce")) -> np.ndarray:
@@ -311,7 +326,7 @@ def load_case(
     for modality in modalities:
         path = files.images.get(modality)
         if path is None:
-            raise BratsDataError(files.case_id, files.folder, f"missing modality {modality} (expected {files.case_id}_{modality}.nii or .nii.gz)")
+            raise BratsDataError(files.case_id, files.folder, f"missing modality {modality} (expected {files.expected_name(modality)}.nii or .nii.gz)")
         img, problems = _open(path)
         if not problems and reference is not None:
             problems = _geometry_problems(reference, img)
@@ -326,7 +341,7 @@ def load_case(
         if problems:
             raise BratsDataError(files.case_id, files.seg, problems[0])
     elif require_seg:
-        raise BratsDataError(files.case_id, files.folder, f"no segmentation file (expected {files.case_id}_seg.nii or .nii.gz)")
+        raise BratsDataError(files.case_id, files.folder, f"no segmentation file (expected {files.expected_name('seg')}.nii or .nii.gz)")
     return BratsCase(files, images, seg)
 
 
@@ -374,7 +389,7 @@ def check_case(files: CaseFiles, *, read_voxels: bool = True) -> list[Problem]:
         rows.extend(Problem(files.case_id, str(path), p) for p in problems)
 
     for modality in files.missing:
-        add(files.folder, [f"missing modality {modality} (expected {files.case_id}_{modality}.nii or .nii.gz)"])
+        add(files.folder, [f"missing modality {modality} (expected {files.expected_name(modality)}.nii or .nii.gz)"])
     if files.seg is None and files.split == "training":
         add(files.folder, ["no segmentation file in a training case"])
     reference = None
@@ -386,7 +401,7 @@ def check_case(files: CaseFiles, *, read_voxels: bool = True) -> list[Problem]:
         if img is not None and not problems and read_voxels:
             data, problems = _read(img, float32=not is_seg)
             if data is not None:
-                problems = _label_problems(data) if is_seg else _image_problems(data)
+                problems = _label_problems(data, files.labels) if is_seg else _image_problems(data)
         add(path, problems)
         if img is not None and reference is None:
             reference = (path.name, img)

@@ -1,4 +1,4 @@
-"""Where BraTS 2020 cases live on disk, and how to find them.
+"""Where BraTS cases live on disk, and how to find them.
 
 A BraTS 2020 case is a folder named after its case id that holds one NIfTI file per MRI
 modality and, for training cases, a segmentation::
@@ -13,6 +13,16 @@ modality and, for training cases, a segmentation::
 
 :func:`find_cases` walks any parent folder (for example ``/kaggle/input``) and returns one
 :class:`CaseFiles` per case folder.  It reads no voxel data.
+
+Three namings are read, each recorded as :attr:`CaseFiles.naming` (see :data:`NAMINGS`):
+
+* ``brats2020``: as above, labels 0 / 1 / 2 / 4;
+* ``brats2021``: the same pattern with ids such as ``BraTS2021_00000``
+  (``BraTS2021_00000_flair.nii.gz``), labels 0 / 1 / 2 / 4;
+* ``brats2023``: the BraTS 2023+ glioma naming, ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-t2f.nii.gz``
+  with ``t2f`` (FLAIR), ``t1n`` (T1), ``t1c`` (T1ce), ``t2w`` (T2) and ``seg``, whose labels are
+  0 / 1 / 2 / 3 with **3 the enhancing tumour**.  bratslib reads 3 as 4, so that everything
+  downstream (regions, metrics, models) sees the BraTS 2020 labels.
 
 Known quirks of the real release, handled here:
 
@@ -46,6 +56,59 @@ NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
 #: are found through that pattern rather than through this name.
 CASE_ID_PATTERN = re.compile(r"^BraTS\d{2,4}_(?:(?:Training|Validation|Testing)_)?\d+$")
 
+#: A BraTS 2023+ case folder name: ``BraTS-GLI-00000-000`` (also ``-MEN-``, ``-MET-``, ``-PED-``, ``-SSA-``).
+CASE_ID_PATTERN_2023 = re.compile(r"^BraTS-[A-Z]{2,4}-\d{5}-\d{3}$")
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How one BraTS release names a case's files and labels its segmentation.
+
+    Attributes:
+        name: ``"brats2020"``, ``"brats2021"`` or ``"brats2023"``.
+        separator: between the case id and the file's kind (``_`` or ``-``).
+        modality_files: bratslib's modality name -> the release's file kind.
+        enhancing_label: the label of the enhancing tumour in the release's files (4, or 3
+            since BraTS 2023); bratslib always hands it on as 4.
+    """
+
+    name: str
+    separator: str
+    modality_files: dict[str, str]
+    enhancing_label: int
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """The labels a segmentation of this release may hold."""
+        return (0, 1, 2, self.enhancing_label)
+
+    @property
+    def label_convention(self) -> str:
+        """One line for results files: which labels the files had, and how they were read."""
+        if self.enhancing_label == 4:
+            return "labels 0/1/2/4 (BraTS 2017-2021)"
+        return f"labels 0/1/2/{self.enhancing_label} ({self.enhancing_label} = enhancing tumour, read as 4)"
+
+
+_CLASSIC = {m: m for m in MODALITIES}
+#: The namings bratslib reads, by name.
+NAMINGS: dict[str, Naming] = {
+    "brats2020": Naming("brats2020", "_", _CLASSIC, 4),
+    "brats2021": Naming("brats2021", "_", _CLASSIC, 4),
+    "brats2023": Naming("brats2023", "-", {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}, 3),
+}
+
+
+def naming_of(case_id: str) -> Naming:
+    """The naming a case id belongs to: ``BraTS-GLI-...`` is 2023+, ``BraTS2021_...`` is 2021,
+    anything else the BraTS 2020 pattern."""
+    if CASE_ID_PATTERN_2023.match(case_id):
+        return NAMINGS["brats2023"]
+    if case_id.startswith("BraTS2021_"):
+        return NAMINGS["brats2021"]
+    return NAMINGS["brats2020"]
+
+
 #: Known files whose names do not follow the pattern, by case id.
 KNOWN_QUIRKS: dict[str, str] = {
     "BraTS20_Training_355": "segmentation is named W39_1998.09.19_Segm.nii",
@@ -62,6 +125,7 @@ class CaseFiles:
         images: modality name -> file, for the modalities that were found.
         seg: the segmentation file, or None for an unlabeled (validation) case.
         notes: remarks made while finding the files (a non-standard file name, say).
+        naming: the release's naming, a key of :data:`NAMINGS` (it decides the labels).
     """
 
     case_id: str
@@ -69,11 +133,22 @@ class CaseFiles:
     images: dict[str, Path]
     seg: Path | None = None
     notes: tuple[str, ...] = field(default=())
+    naming: str = "brats2020"
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """The labels this case's segmentation file may hold (0/1/2/4, or 0/1/2/3 since 2023)."""
+        return NAMINGS[self.naming].labels
 
     @property
     def missing(self) -> tuple[str, ...]:
         """Modalities with no file in the folder."""
         return tuple(m for m in MODALITIES if m not in self.images)
+
+    def expected_name(self, kind: str) -> str:
+        """The file name (without suffix) of a modality or ``"seg"`` in this case's naming."""
+        naming = NAMINGS[self.naming]
+        return f"{self.case_id}{naming.separator}{naming.modality_files.get(kind, kind)}"
 
     @property
     def labeled(self) -> bool:
@@ -81,7 +156,10 @@ class CaseFiles:
 
     @property
     def split(self) -> str:
-        """``"validation"`` for BraTS validation cases, else ``"training"``."""
+        """``"validation"`` for BraTS validation cases, else ``"training"``.  BraTS 2023+ ids do
+        not say: there a case without segmentation counts as a validation case."""
+        if self.naming == "brats2023":
+            return "training" if self.seg is not None else "validation"
         return "validation" if "_Validation_" in self.case_id else "training"
 
 
@@ -99,18 +177,22 @@ def _strip_nifti_suffix(name: str) -> str | None:
 def case_files(folder: str | os.PathLike) -> CaseFiles:
     """Collect the files of the case folder ``folder`` (its name is the case id).
 
-    A modality file is ``<case_id>_<modality>.nii`` or ``.nii.gz``.  Names are matched case
-    insensitively.  When the canonical segmentation name is missing but exactly one other
-    NIfTI file in the folder has ``seg`` in its name (the ``W39_1998.09.19_Segm.nii`` quirk),
-    that file is the segmentation and a note says so.
+    A modality file is ``<case_id>_<modality>.nii`` or ``.nii.gz`` (BraTS 2020 and 2021), or
+    ``<case_id>-<t2f|t1n|t1c|t2w>.nii.gz`` (BraTS 2023+); the naming follows from the case id
+    (:func:`naming_of`).  Names are matched case insensitively.  When the canonical
+    segmentation name is missing but exactly one other NIfTI file in the folder has ``seg`` in
+    its name (the ``W39_1998.09.19_Segm.nii`` quirk), that file is the segmentation and a note
+    says so.
     """
     folder = Path(folder)
     case_id = folder.name
+    naming = naming_of(case_id)
+    kinds = {f.lower(): m for m, f in naming.modality_files.items()}
     images: dict[str, Path] = {}
     seg: Path | None = None
     other_seg_like: list[Path] = []
     notes: list[str] = []
-    prefix = case_id.lower() + "_"
+    prefix = (case_id + naming.separator).lower()
     for entry in sorted(folder.iterdir()):
         if not entry.is_file():
             continue
@@ -119,11 +201,12 @@ def case_files(folder: str | os.PathLike) -> CaseFiles:
             continue
         lower = stem.lower()
         kind = lower[len(prefix):] if lower.startswith(prefix) else None
-        if kind in MODALITIES:
-            if kind in images:
-                notes.append(f"both {images[kind].name} and {entry.name} found; using {images[kind].name}")
+        if kind in kinds:
+            modality = kinds[kind]
+            if modality in images:
+                notes.append(f"both {images[modality].name} and {entry.name} found; using {images[modality].name}")
                 continue
-            images[kind] = entry
+            images[modality] = entry
         elif kind == "seg":
             seg = entry
         elif "seg" in lower:
@@ -133,15 +216,17 @@ def case_files(folder: str | os.PathLike) -> CaseFiles:
         note = f"segmentation file has a non-standard name: {seg.name}"
         notes.append(note)
         log.info("%s: %s", case_id, note)
-    return CaseFiles(case_id=case_id, folder=folder, images=images, seg=seg, notes=tuple(notes))
+    return CaseFiles(case_id=case_id, folder=folder, images=images, seg=seg, notes=tuple(notes), naming=naming.name)
 
 
 def _looks_like_case_folder(path: Path, filenames: list[str]) -> bool:
-    if CASE_ID_PATTERN.match(path.name):
+    if CASE_ID_PATTERN.match(path.name) or CASE_ID_PATTERN_2023.match(path.name):
         return True
-    prefix = path.name.lower() + "_"
+    naming = naming_of(path.name)
+    prefix = (path.name + naming.separator).lower()
+    kinds = set(naming.modality_files.values())
     return any(
-        (stem := _strip_nifti_suffix(f.lower())) is not None and stem.startswith(prefix) and stem[len(prefix):] in MODALITIES
+        (stem := _strip_nifti_suffix(f.lower())) is not None and stem.startswith(prefix) and stem[len(prefix):] in kinds
         for f in filenames
     )
 

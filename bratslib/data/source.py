@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from bratslib.data.cache import default_cache_dir
-from bratslib.data.layout import find_cases
+from bratslib.data.layout import NAMINGS, find_cases
 from bratslib.data.synth import PROVENANCE_FILE as SYNTHETIC_MARKER
 from bratslib.data.synth import write_synthetic_dataset
 
@@ -79,11 +79,13 @@ def data_provenance(data_dir: str | os.PathLike) -> dict:
 
     Returns a dict with ``kind`` (``"synthetic"`` or ``"real"``), ``description`` (one line
     for a reader), ``folder`` and ``n_cases``; synthetic data adds its ``seed`` and generator
-    details from the marker file.  A folder without the synthetic marker is taken as real
+    details from the marker file, real data the releases' ``naming`` and ``label_convention``
+    (e.g. BraTS 2023's 0/1/2/3, read as 0/1/2/4).  A folder without the synthetic marker is taken as real
     BraTS data.
     """
     path = Path(data_dir).expanduser().resolve()
-    n_cases = len(find_cases(path))
+    cases = find_cases(path)
+    n_cases = len(cases)
     marker = _find_marker(path)
     if marker is not None:
         info = json.loads(marker.read_text())
@@ -95,9 +97,13 @@ def data_provenance(data_dir: str | os.PathLike) -> dict:
             "seed": info.get("seed"),
             "generator": info,
         }
+    namings = sorted({c.naming for c in cases})
+    release = {"brats2020": "BraTS 2020", "brats2021": "BraTS 2021", "brats2023": "BraTS 2023+"}
     return {
         "kind": "real",
-        "description": f"real BraTS 2020 data from the folder {path.name} ({n_cases} cases)",
+        "description": f"real {' and '.join(release[n] for n in namings)} data from the folder {path.name} ({n_cases} cases)",
         "folder": str(path),
         "n_cases": n_cases,
+        "naming": namings,
+        "label_convention": sorted({NAMINGS[n].label_convention for n in namings}),
     }
