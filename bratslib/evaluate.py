@@ -336,6 +336,48 @@ def evaluate_baseline(train_cases: Sequence[CaseFiles], test_cases: Sequence[Cas
     return baseline, evaluation
 
 
+#: Run name prefix of the threshold baseline kept in the results folder.
+BASELINE_MODEL = "threshold_baseline"
+
+
+def baseline_run(data_dir: str | os.PathLike, split: Mapping[str, Sequence[str]], provenance: Mapping[str, Any], *,
+                 profile: str, seed: int, fit_cases: int, normalize: str = "volume",
+                 results_dir: str | os.PathLike | None = None, progress: bool = True):
+    """The threshold baseline of chapter 2 for this data, split and profile, kept in the results
+    folder so that every chapter, and the results chapter's ranking, sets the same baseline
+    beside its model.
+
+    The :class:`~bratslib.baseline.ThresholdBaseline` is fitted on the first ``fit_cases``
+    training cases of ``split`` and scored on its test cases; the run
+    ``threshold_baseline-<profile>-seed<seed>`` records the thresholds (``state.json``) and the
+    evaluation (``metrics.json``, ``per_case.csv``), like a model's run without a model.  Later
+    calls with the same arguments read it back.
+
+    Returns:
+        ``(baseline, evaluation)``.
+    """
+    from bratslib.baseline import ThresholdBaseline
+    from bratslib.results import open_run
+
+    config = {"model": BASELINE_MODEL, "profile": profile, "fit_cases": int(fit_cases), "normalize": normalize,
+              "task": {}}
+    run = open_run(f"{BASELINE_MODEL}-{profile}-seed{seed}", config, provenance, split, results_dir)
+    saved = run.metrics()
+    if saved is not None and run.finished:
+        state = run.state
+        baseline = ThresholdBaseline(t_flair=state["t_flair"], t_t1ce=state["t_t1ce"],
+                                     train_scores=state.get("train_scores", {}))
+        evaluation = Evaluation(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
+                                {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
+        return baseline, evaluation
+    baseline, evaluation = evaluate_baseline(run_cases(run, data_dir, "train")[:fit_cases], run_cases(run, data_dir, "test"),
+                                             normalize=normalize, progress=progress)
+    run.write_evaluation(evaluation.to_json(), evaluation.per_case)
+    run.write_state(status="finished", t_flair=baseline.t_flair, t_t1ce=baseline.t_t1ce,
+                    train_scores=baseline.train_scores)
+    return baseline, evaluation
+
+
 # ----------------------------------------------------------------------------- slice classifiers
 
 
