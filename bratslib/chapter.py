@@ -150,6 +150,7 @@ class ChapterSetup:
                              seed=self.seed, cache_dir=cache_dir, batch_size=s["batch_size"] * self.replicas,
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],
                              foreground_fraction=s["foreground_fraction"], skip_bad_cases=self.skip_bad_cases,
+                             crop=bool(s.get("crop", False)),
                              augment=AugmentConfig() if s["augment"] else None, progress=progress, **task)
         if made.skipped:
             print(f"{len(made.skipped)} case(s) left out because they cannot be read (skip_bad_cases=True); "

@@ -32,7 +32,7 @@ import numpy as np
 from bratslib.data.cache import CachedCase, PreprocessedCache, as_float32
 from bratslib.data.cases import load_case, save_label_map
 from bratslib.data.layout import CaseFiles, find_cases
-from bratslib.data.preprocess import one_hot, resize_back, to_brats_labels
+from bratslib.data.preprocess import one_hot, paste_box, resize_back, to_brats_labels
 from bratslib.metrics import PooledDice, case_scores, classification_metrics, summarise
 from bratslib.results import Run
 
@@ -100,9 +100,13 @@ def predict_probabilities(model, cached: CachedCase, batch_size: int = 16) -> np
 
 
 def _to_original_grid(probabilities: np.ndarray, cached: CachedCase) -> np.ndarray:
-    shape = cached.meta["shape"]
-    classes = resize_back(probabilities, shape, order=1, slices_first=cached.mode == "2d")
-    return to_brats_labels(np.argmax(classes, axis=-1).astype(np.uint8))
+    """BraTS labels on the case's grid from the model's class probabilities: resized back
+    (bilinear, before the argmax) onto the box the case was cropped to, or the whole grid."""
+    shape, box = cached.meta["shape"], cached.meta.get("box")
+    target = shape if box is None else [b - a for a, b in box]
+    classes = resize_back(probabilities, target, order=1, slices_first=cached.mode == "2d")
+    labels = to_brats_labels(np.argmax(classes, axis=-1).astype(np.uint8))
+    return labels if box is None else paste_box(labels, box, shape)
 
 
 def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapping[str, Any], *,
@@ -123,7 +127,8 @@ def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapp
 
 def _cache(preprocessing: Mapping[str, Any], cache_dir) -> PreprocessedCache:
     p = dict(preprocessing)
-    return PreprocessedCache(cache_dir, p["modalities"], p["size"], p["mode"], p["normalize"], p.get("dtype", "float16"))
+    return PreprocessedCache(cache_dir, p["modalities"], p["size"], p["mode"], p["normalize"], p.get("dtype", "float16"),
+                             crop=bool(p.get("crop", False)))
 
 
 # ----------------------------------------------------------------------------- evaluation
