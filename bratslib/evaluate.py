@@ -341,8 +341,7 @@ def evaluate_baseline(train_cases: Sequence[CaseFiles], test_cases: Sequence[Cas
     return baseline, evaluation
 
 
-#: Run name prefix of the threshold baseline kept in the results folder.
-BASELINE_MODEL = "threshold_baseline"
+from bratslib.registry import BASELINE_NAME as BASELINE_MODEL  # noqa: E402  (the baseline's run name prefix)
 
 
 def baseline_run(data_dir: str | os.PathLike, split: Mapping[str, Sequence[str]], provenance: Mapping[str, Any], *,

@@ -133,5 +133,5 @@ def test_the_baseline_run_is_kept_in_the_results_and_ranked_with_the_models(tiny
     (run,) = [p for p in tmp_path.iterdir() if p.name.startswith("threshold_baseline-smoke-seed0")]
     assert (run / "metrics.json").is_file()
     found = collect_runs(provenance, "smoke", tmp_path)
-    assert list(found) == ["threshold_baseline"]
+    assert list(found) == ["threshold_baseline"] and found["threshold_baseline"].label == "threshold baseline"
     assert found["threshold_baseline"].values("dice_WT") == pytest.approx([r["dice_WT"] for r in evaluation.per_case])
