@@ -150,6 +150,7 @@ class ChapterSetup:
                              seed=self.seed, cache_dir=cache_dir, batch_size=s["batch_size"] * self.replicas,
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],
                              foreground_fraction=s["foreground_fraction"], skip_bad_cases=self.skip_bad_cases,
+                             crop=bool(s.get("crop", False)),
                              augment=AugmentConfig() if s["augment"] else None, progress=progress, **task)
         if made.skipped:
             print(f"{len(made.skipped)} case(s) left out because they cannot be read (skip_bad_cases=True); "
@@ -175,16 +176,33 @@ class ChapterSetup:
                      stop_patience=s["stop_patience"], seed=self.seed, results_dir=results_dir,
                      **{"strategy": self.strategy, "time_limit": self.time_limit_seconds, **train_kwargs})
 
+    def baseline(self, datasets: Datasets, *, results_dir: str | os.PathLike | None = None, progress: bool = True):
+        """Chapter 2's threshold baseline on this chapter's split (the same test cases as its
+        model), fitted on the profile's ``baseline_cases`` training cases; computed once per
+        data, split and profile and kept in the results folder
+        (:func:`bratslib.evaluate.baseline_run`).  Returns ``(baseline, evaluation)``."""
+        from bratslib.evaluate import baseline_run
+
+        return baseline_run(self.data_root, datasets.split, self.provenance, profile=self.profile, seed=self.seed,
+                            fit_cases=self.settings.get("baseline_cases", 6),
+                            normalize=datasets.cache.settings.get("normalize", "volume"), results_dir=results_dir,
+                            progress=progress)
+
     @property
     def time_limit_seconds(self) -> float | None:
         return None if self.time_limit_hours is None else float(self.time_limit_hours) * 3600
 
 
-def evaluation_table(evaluation, label: str):
-    """The mean ± sd over the test cases of every metric (:data:`~bratslib.claims.EVALUATION_ROWS`)."""
+def evaluation_table(evaluation, label: str, baseline=None):
+    """The mean ± sd over the test cases of every metric (:data:`~bratslib.claims.EVALUATION_ROWS`),
+    beside chapter 2's threshold baseline on the same cases when ``baseline`` (its evaluation,
+    :meth:`ChapterSetup.baseline`) is given."""
     from bratslib import viz
 
-    return viz.metric_table({f"{label}, mean ± sd over test cases": evaluation.summary}, EVALUATION_ROWS)
+    columns = {f"{label}, mean ± sd over test cases": evaluation.summary}
+    if baseline is not None:
+        columns["threshold baseline (chapter 2), same cases"] = baseline.summary
+    return viz.metric_table(columns, EVALUATION_ROWS)
 
 
 def report_table(chapter: str, evaluation, result: TrainedRun):

@@ -32,7 +32,7 @@ import numpy as np
 from bratslib.data.cache import CachedCase, PreprocessedCache, as_float32
 from bratslib.data.cases import load_case, save_label_map
 from bratslib.data.layout import CaseFiles, find_cases
-from bratslib.data.preprocess import one_hot, resize_back, to_brats_labels
+from bratslib.data.preprocess import one_hot, paste_box, resize_back, to_brats_labels
 from bratslib.metrics import PooledDice, case_scores, classification_metrics, summarise
 from bratslib.results import Run
 
@@ -100,9 +100,13 @@ def predict_probabilities(model, cached: CachedCase, batch_size: int = 16) -> np
 
 
 def _to_original_grid(probabilities: np.ndarray, cached: CachedCase) -> np.ndarray:
-    shape = cached.meta["shape"]
-    classes = resize_back(probabilities, shape, order=1, slices_first=cached.mode == "2d")
-    return to_brats_labels(np.argmax(classes, axis=-1).astype(np.uint8))
+    """BraTS labels on the case's grid from the model's class probabilities: resized back
+    (bilinear, before the argmax) onto the box the case was cropped to, or the whole grid."""
+    shape, box = cached.meta["shape"], cached.meta.get("box")
+    target = shape if box is None else [b - a for a, b in box]
+    classes = resize_back(probabilities, target, order=1, slices_first=cached.mode == "2d")
+    labels = to_brats_labels(np.argmax(classes, axis=-1).astype(np.uint8))
+    return labels if box is None else paste_box(labels, box, shape)
 
 
 def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapping[str, Any], *,
@@ -123,7 +127,8 @@ def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapp
 
 def _cache(preprocessing: Mapping[str, Any], cache_dir) -> PreprocessedCache:
     p = dict(preprocessing)
-    return PreprocessedCache(cache_dir, p["modalities"], p["size"], p["mode"], p["normalize"], p.get("dtype", "float16"))
+    return PreprocessedCache(cache_dir, p["modalities"], p["size"], p["mode"], p["normalize"], p.get("dtype", "float16"),
+                             crop=bool(p.get("crop", False)))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -333,6 +338,47 @@ def evaluate_baseline(train_cases: Sequence[CaseFiles], test_cases: Sequence[Cas
                                       progress=progress)
     evaluation.info = {"model": "threshold baseline", "thresholds": {"flair": baseline.t_flair, "t1ce": baseline.t_t1ce},
                        "fitted_on": [c.case_id for c in train_cases]}
+    return baseline, evaluation
+
+
+from bratslib.registry import BASELINE_NAME as BASELINE_MODEL  # noqa: E402  (the baseline's run name prefix)
+
+
+def baseline_run(data_dir: str | os.PathLike, split: Mapping[str, Sequence[str]], provenance: Mapping[str, Any], *,
+                 profile: str, seed: int, fit_cases: int, normalize: str = "volume",
+                 results_dir: str | os.PathLike | None = None, progress: bool = True):
+    """The threshold baseline of chapter 2 for this data, split and profile, kept in the results
+    folder so that every chapter, and the results chapter's ranking, sets the same baseline
+    beside its model.
+
+    The :class:`~bratslib.baseline.ThresholdBaseline` is fitted on the first ``fit_cases``
+    training cases of ``split`` and scored on its test cases; the run
+    ``threshold_baseline-<profile>-seed<seed>`` records the thresholds (``state.json``) and the
+    evaluation (``metrics.json``, ``per_case.csv``), like a model's run without a model.  Later
+    calls with the same arguments read it back.
+
+    Returns:
+        ``(baseline, evaluation)``.
+    """
+    from bratslib.baseline import ThresholdBaseline
+    from bratslib.results import open_run
+
+    config = {"model": BASELINE_MODEL, "profile": profile, "fit_cases": int(fit_cases), "normalize": normalize,
+              "task": {}}
+    run = open_run(f"{BASELINE_MODEL}-{profile}-seed{seed}", config, provenance, split, results_dir)
+    saved = run.metrics()
+    if saved is not None and run.finished:
+        state = run.state
+        baseline = ThresholdBaseline(t_flair=state["t_flair"], t_t1ce=state["t_t1ce"],
+                                     train_scores=state.get("train_scores", {}))
+        evaluation = Evaluation(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
+                                {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
+        return baseline, evaluation
+    baseline, evaluation = evaluate_baseline(run_cases(run, data_dir, "train")[:fit_cases], run_cases(run, data_dir, "test"),
+                                             normalize=normalize, progress=progress)
+    run.write_evaluation(evaluation.to_json(), evaluation.per_case)
+    run.write_state(status="finished", t_flair=baseline.t_flair, t_t1ce=baseline.t_t1ce,
+                    train_scores=baseline.train_scores)
     return baseline, evaluation
 
 

@@ -12,6 +12,10 @@ Every chapter has a ``profile`` parameter:
 ``full``
     the report's settings, for a GPU (Colab, Kaggle) and the real BraTS 2020 data.
 
+``crop``: the ``tiny`` and ``smoke`` profiles crop each case to the square around its brain
+before resizing (:func:`bratslib.data.preprocess.brain_box`: 128 pixels then span the brain,
+not the 240 mm field of view); ``full`` resizes the whole slice, as the report does.
+
 Any setting can be overridden from the chapter's ``parameters`` cell (``epochs`` and the
 like); :func:`profile_settings` merges them.  Every value ends up in the run's
 ``config.json``.
@@ -24,13 +28,13 @@ from typing import Any
 
 #: Settings shared by the 2-D segmentation chapters (U-Net, Attention U-Net, ...).
 _SEG2D: dict[str, dict[str, Any]] = {
-    "tiny": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=2, batch_size=8,
+    "tiny": dict(mode="2d", modalities=("flair", "t1ce"), size=128, crop=True, epochs=2, batch_size=8,
                  samples_per_epoch=32, val_samples=16, foreground_fraction=0.5, learning_rate=1e-3,
                  augment=False, lr_patience=3, stop_patience=8, baseline_cases=2),
-    "smoke": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=8, batch_size=16,
+    "smoke": dict(mode="2d", modalities=("flair", "t1ce"), size=128, crop=True, epochs=8, batch_size=16,
                   samples_per_epoch=384, val_samples=192, foreground_fraction=0.6, learning_rate=2e-3,
                   augment=False, lr_patience=3, stop_patience=8, baseline_cases=6),
-    "full": dict(mode="2d", modalities=("flair", "t1ce"), size=128, epochs=50, batch_size=16,
+    "full": dict(mode="2d", modalities=("flair", "t1ce"), size=128, crop=False, epochs=50, batch_size=16,
                  samples_per_epoch=None, val_samples=None, foreground_fraction=None, learning_rate=1e-3,
                  augment=True, lr_patience=4, stop_patience=10, baseline_cases=40),
 }

@@ -105,6 +105,12 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
 )}
 
 
+#: Chapter 2's threshold baseline: not a network, but scored on the same test cases and ranked
+#: beside the models (:func:`bratslib.evaluate.baseline_run` keeps it as a run without a model).
+BASELINE_NAME = "threshold_baseline"
+BASELINE_LABEL = "threshold baseline"
+
+
 def model_spec(name: str) -> ModelSpec:
     """The entry of :data:`MODELS` called ``name``.
 
@@ -119,6 +125,8 @@ def model_spec(name: str) -> ModelSpec:
 def model_label(name: str) -> str:
     """The label of the model ``name``, or ``name`` itself when it is not one of :data:`MODELS`
     (an ensemble, a model of another code version)."""
+    if name == BASELINE_NAME:
+        return BASELINE_LABEL
     return MODELS[name].label if name in MODELS else name
 
 
@@ -127,4 +135,4 @@ def chapter_models(chapter: str) -> list[ModelSpec]:
     return [spec for spec in MODELS.values() if spec.chapter == chapter]
 
 
-__all__ = ["MODELS", "TASKS", "ModelSpec", "chapter_models", "model_label", "model_spec"]
+__all__ = ["BASELINE_LABEL", "BASELINE_NAME", "MODELS", "TASKS", "ModelSpec", "chapter_models", "model_label", "model_spec"]

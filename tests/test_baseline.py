@@ -111,3 +111,27 @@ def test_core_fills_the_same_holes_as_filling_every_whole_slice():
         np.testing.assert_array_equal(tc, expected)
     tc, et = ThresholdBaseline()._core(np.zeros((5, 5, 3)), np.zeros((5, 5, 3), bool))
     assert not tc.any() and not et.any()
+
+
+def test_the_baseline_run_is_kept_in_the_results_and_ranked_with_the_models(tiny_dataset, tmp_path):
+    """Chapter 2 fits the baseline once; later chapters and the results chapter read the same
+    numbers on the same test cases from the results folder."""
+    from bratslib.comparison import collect_runs
+    from bratslib.data import data_provenance, find_cases
+    from bratslib.data.splits import split_cases
+    from bratslib.evaluate import baseline_run
+
+    provenance = data_provenance(tiny_dataset)
+    split = split_cases([c.case_id for c in find_cases(tiny_dataset)], seed=0)
+    kwargs = dict(profile="smoke", seed=0, fit_cases=3, results_dir=tmp_path, progress=False)
+    baseline, evaluation = baseline_run(tiny_dataset, split, provenance, **kwargs)
+    assert [r["case_id"] for r in evaluation.per_case] == split["test"]
+    assert 0 < evaluation.mean("dice_WT") <= 1
+    again, read_back = baseline_run(tiny_dataset, split, provenance, **kwargs)
+    assert (again.t_flair, again.t_t1ce) == (baseline.t_flair, baseline.t_t1ce)
+    assert [r["dice_WT"] for r in read_back.per_case] == pytest.approx([r["dice_WT"] for r in evaluation.per_case])
+    (run,) = [p for p in tmp_path.iterdir() if p.name.startswith("threshold_baseline-smoke-seed0")]
+    assert (run / "metrics.json").is_file()
+    found = collect_runs(provenance, "smoke", tmp_path)
+    assert list(found) == ["threshold_baseline"] and found["threshold_baseline"].label == "threshold baseline"
+    assert found["threshold_baseline"].values("dice_WT") == pytest.approx([r["dice_WT"] for r in evaluation.per_case])

@@ -319,3 +319,55 @@ def test_cache_3d_mode(one_case):
     cached = PreprocessedCache(cache_dir, size=16, mode="3d", dtype="float32").get(files)
     assert cached.images.shape == (16, 16, 16, 2) and cached.images.dtype == np.float32
     assert cached.labels.shape == (16, 16, 16) and cached.mode == "3d"
+
+
+def test_brain_box_is_a_square_around_the_brain_inside_the_grid_and_pasting_inverts_cropping():
+    from bratslib.data.preprocess import brain_box, paste_box
+
+    images = np.zeros((240, 240, 155, 2), np.float32)
+    images[60:180, 40:210, 20:130, 0] = 1.0  # a 120 x 170 brain
+    box = brain_box(images, "2d")
+    (x0, x1), (y0, y1), (z0, z1) = box
+    assert x1 - x0 == y1 - y0 == 170 + 2 * 4  # square: the longer side plus the margin
+    assert x0 <= 60 and x1 >= 180 and y0 <= 40 and y1 >= 210 and (z0, z1) == (0, 155)
+    assert brain_box(images, "3d")[2] == (16, 134)
+    edge = np.zeros((240, 240, 155), np.float32)
+    edge[0:200, 0:30, 10:20] = 1.0  # at the border: the square is shifted into the grid
+    (ex0, ex1), (ey0, ey1), _ = brain_box(edge, "2d")
+    assert (ex0, ey0) == (0, 0) and ex1 - ex0 == ey1 - ey0 == 208
+    assert brain_box(np.zeros((20, 20, 5))) == ((0, 20), (0, 20), (0, 5))
+
+    labels = np.zeros((240, 240, 155), np.uint8)
+    labels[100:120, 100:130, 50:60] = 2
+    crop = tuple(slice(a, b) for a, b in box)
+    np.testing.assert_array_equal(paste_box(labels[crop], box, labels.shape), labels)
+
+
+def test_cropped_preprocessing_gives_the_tumour_more_pixels_and_predictions_come_back_to_the_grid(tmp_path):
+    """Through the cache and evaluate's inverse: a perfect 'model' of the cropped labels,
+    put back on the original grid, scores Dice 1 on the whole case."""
+    from bratslib.data import find_cases, load_case
+    from bratslib.data.cache import PreprocessedCache
+    from bratslib.evaluate import _to_original_grid
+    from bratslib.data.preprocess import one_hot
+
+    import nibabel as nib
+
+    from tests.conftest import write_tiny_case
+
+    case_dir = write_tiny_case(tmp_path / "data", "BraTS20_Training_001")
+    for path in case_dir.iterdir():  # the brain in a wider field of view, as in BraTS
+        img = nib.load(path)
+        nib.save(nib.Nifti1Image(np.pad(np.asarray(img.dataobj), ((30, 10), (20, 20), (0, 0))), img.affine), path)
+    files = find_cases(case_dir)[0]
+    plain = PreprocessedCache(tmp_path, size=32, mode="2d").get(files)
+    cropped = PreprocessedCache(tmp_path, size=32, mode="2d", crop=True).get(files)
+    assert cropped.path.parent != plain.path.parent and cropped.meta["box"] is not None
+    assert plain.meta["box"] is None
+    assert np.count_nonzero(cropped.labels) > np.count_nonzero(plain.labels)
+    seg = load_case(files).seg
+    for cached in (plain, cropped):
+        back = _to_original_grid(one_hot(np.asarray(cached.labels)), cached)
+        assert back.shape == seg.shape
+        tumour_agreement = np.logical_and(back > 0, seg > 0).sum() * 2 / ((back > 0).sum() + (seg > 0).sum())
+        assert tumour_agreement > 0.8

@@ -49,7 +49,7 @@ import numpy as np
 
 from bratslib.data.cases import BratsDataError, load_case
 from bratslib.data.layout import CaseFiles, case_files
-from bratslib.data.preprocess import Normalization, brain_slices, preprocess_case
+from bratslib.data.preprocess import Normalization, brain_box, brain_slices, preprocess_case
 from bratslib.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,8 @@ class PreprocessedCache:
         cache_dir: root folder; default :func:`default_cache_dir`.
         modalities, size, mode, normalize: passed to
             :func:`~bratslib.data.preprocess.preprocess_case`.
+        crop: crop each case to :func:`~bratslib.data.preprocess.brain_box` before resizing
+            (the box is kept in ``meta.json`` as ``box``, for putting predictions back).
         dtype: dtype of the stored images, ``"float16"`` (default, see the module docstring)
             or ``"float32"``.
 
@@ -166,6 +168,7 @@ class PreprocessedCache:
         mode: Literal["2d", "3d"] = "2d",
         normalize: Normalization = "volume",
         dtype: Literal["float16", "float32"] = "float16",
+        crop: bool = False,
     ):
         if mode not in ("2d", "3d"):
             raise ValueError(f"unknown mode {mode!r}; use '2d' or '3d'")
@@ -181,6 +184,8 @@ class PreprocessedCache:
             "normalize": normalize,
             "dtype": np.dtype(dtype).name,
         }
+        if crop:  # recorded only when on, so the caches and runs of uncropped settings stay as they were
+            self.settings["crop"] = True
         #: Cases left out by ``build(..., skip_bad=True)``: case id -> the error, in words.
         self.skipped: dict[str, str] = {}
 
@@ -193,6 +198,7 @@ class PreprocessedCache:
         s = self.settings
         size = s["size"] if np.isscalar(s["size"]) else "x".join(map(str, s["size"]))
         tag = f"v{CACHE_FORMAT_VERSION}-{s['mode']}-{size}-{'+'.join(s['modalities'])}-{s['normalize']}-{s['dtype']}"
+        tag += "-crop" if s.get("crop") else ""
         return self.cache_dir / tag
 
     def _sources(self, files: CaseFiles) -> list[Path]:
@@ -273,7 +279,8 @@ class PreprocessedCache:
         s = self.settings
         case = load_case(files, s["modalities"])
         try:
-            images, labels = preprocess_case(case, s["modalities"], s["size"], s["mode"], s["normalize"])
+            box = brain_box(case.stack(s["modalities"]), s["mode"]) if s.get("crop") else None
+            images, labels = preprocess_case(case, s["modalities"], s["size"], s["mode"], s["normalize"], box)
             meta = {
                 "case_id": files.case_id,
                 "format_version": CACHE_FORMAT_VERSION,
@@ -284,6 +291,7 @@ class PreprocessedCache:
                 "shape": list(case.shape),
                 "affine": case.affine.tolist(),
                 "spacing": list(case.spacing),
+                "box": None if box is None else [list(b) for b in box],
             }
         finally:
             case.release()

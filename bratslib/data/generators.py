@@ -320,6 +320,7 @@ def make_datasets(
     val_samples: int | None = None,
     dataset_class: type[_CachedDataset] | None = None,
     skip_bad_cases: bool = False,
+    crop: bool = False,
     **dataset_kwargs,
 ) -> Datasets:
     """From a BraTS folder to train / val / test datasets, split by case.
@@ -339,9 +340,11 @@ def make_datasets(
     :class:`~bratslib.data.cases.BratsDataError` naming the case, the file and the problem.
     With ``skip_bad_cases=True`` such cases are left out before the split, each logged as a
     warning; ``Datasets.skipped`` and the split file (``split_path``) list them.
+    ``crop=True`` crops each case to the box around its brain before resizing
+    (:func:`~bratslib.data.preprocess.brain_box`).
     """
     cases = [c for c in find_cases(data_dir) if c.labeled]
-    cache = PreprocessedCache(cache_dir, modalities, size, mode, normalize)
+    cache = PreprocessedCache(cache_dir, modalities, size, mode, normalize, crop=crop)
     cached = {c.case_id: c for c in cache.build(cases, progress=progress, skip_bad=skip_bad_cases)}
     if not cached:
         raise ValueError(f"{data_dir}: none of the {len(cases)} labeled cases could be read "

@@ -8,6 +8,9 @@ Everything here is numpy / scipy and works on one case at a time:
 * :func:`resize_slices` (axial slices 240x240 -> 128x128, the 2-D models),
   :func:`resize_volume` (240x240x155 -> 128^3, the 3-D model) and :func:`resize_back`
   (a prediction back onto the original 240x240x155 grid);
+* :func:`brain_box`: the box around the brain that ``crop=True`` keeps before resizing, so
+  that 128 pixels span the brain rather than the 240 mm field of view (the tumour gets about
+  1.4 times as many pixels); :func:`paste_box` puts a prediction of the box back;
 * :func:`preprocess_case`: all of the above for one :class:`~bratslib.data.cases.BratsCase`.
 
 Array axes follow nibabel's: a volume is (x, y, z) with z the axial (slice) axis, and a
@@ -213,6 +216,49 @@ def resize_back(
     return _resize(prediction, target, order)
 
 
+# --------------------------------------------------------------------------- cropping
+
+#: Voxels of background kept around the brain by :func:`brain_box`.
+BOX_MARGIN = 4
+
+Box = tuple[tuple[int, int], ...]
+
+
+def brain_box(images: np.ndarray, mode: Literal["2d", "3d"] = "2d", margin: int = BOX_MARGIN) -> Box:
+    """The box to crop a case to before resizing: ``((x0, x1), (y0, y1), (z0, z1))``, stops exclusive.
+
+    In-plane the box is the square around the brain (voxels not 0 in any channel of
+    ``images``, (x, y, z[, C])) plus ``margin``, centred on the brain and shifted to lie inside
+    the grid (square, so that resizing to S x S keeps the aspect ratio); it is the whole grid
+    when the brain is that large.  Along z the box keeps every slice in 2-D mode (the slices
+    without brain are skipped by the samplers, and a prediction needs every slice) and spans the
+    brain plus ``margin`` in 3-D mode.  An image without brain gives the whole grid.
+    """
+    images = np.asarray(images)
+    brain = np.any(images != 0, axis=-1) if images.ndim == 4 else images != 0
+    shape = brain.shape
+    if not brain.any():
+        return tuple((0, n) for n in shape)
+    lo = [int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != k)))[0]) for k in range(3)]
+    hi = [int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != k)))[-1]) + 1 for k in range(3)]
+    side = min(max(hi[0] - lo[0], hi[1] - lo[1]) + 2 * margin, min(shape[:2]))
+    box = []
+    for k in range(2):
+        centre = (lo[k] + hi[k]) // 2
+        start = int(np.clip(centre - side // 2, 0, shape[k] - side))
+        box.append((start, start + side))
+    box.append((0, shape[2]) if mode == "2d" else (max(lo[2] - margin, 0), min(hi[2] + margin, shape[2])))
+    return tuple(box)
+
+
+def paste_box(labels: np.ndarray, box: Box, shape: Sequence[int]) -> np.ndarray:
+    """A label map of the box (as :func:`brain_box` gives it) on the whole grid of ``shape``,
+    background (0) outside the box."""
+    out = np.zeros(tuple(int(n) for n in shape)[:3], dtype=labels.dtype)
+    out[tuple(slice(a, b) for a, b in box)] = labels
+    return out
+
+
 # --------------------------------------------------------------------------- one case
 
 
@@ -228,12 +274,14 @@ def preprocess_case(
     size: int | Sequence[int] = 128,
     mode: Literal["2d", "3d"] = "2d",
     normalize: Normalization = "volume",
+    box: Box | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Normalise, relabel and resize one case for training.
 
     Intensities are normalised on the original grid (see :func:`normalize_intensity`), then
-    resized (bilinear / trilinear); labels are mapped to class indices, then resized with
-    nearest neighbour.
+    cropped to ``box`` when one is given (:func:`brain_box`) and resized (bilinear /
+    trilinear); labels are mapped to class indices, cropped alike, then resized with nearest
+    neighbour.
 
     Returns:
         ``(images, labels)``:
@@ -247,6 +295,10 @@ def preprocess_case(
     """
     images = normalize_intensity(case.stack(tuple(modalities)), normalize)
     labels = None if case.seg is None else to_training_labels(case.seg)
+    if box is not None:
+        crop = tuple(slice(a, b) for a, b in box)
+        images = images[crop]
+        labels = None if labels is None else labels[crop]
     if mode == "2d":
         if not np.isscalar(size):
             raise ValueError(f"2-D preprocessing takes one int size, got {size!r}")
