@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 from bratslib.claims import COMPOSITE_DICE, reproduced_values
-from bratslib.registry import MODELS, model_label
+from bratslib.registry import BASELINE_NAME, MODELS, model_label
 from bratslib.results import DATA_KEYS, Run, find_runs
 
 #: A reproduced value within this distance of the report's "agrees" (real data only).
@@ -72,13 +72,15 @@ def _same_data(data: Mapping[str, Any], provenance: Mapping[str, Any]) -> bool:
     return all(data.get(k) == provenance.get(k) for k in DATA_KEYS)
 
 
-def collect_runs(provenance: Mapping[str, Any], profile: str,
-                 results_dir: str | os.PathLike | None = None) -> dict[str, ModelResult]:
+def collect_runs(provenance: Mapping[str, Any], profile: str, results_dir: str | os.PathLike | None = None, *,
+                 include_baseline: bool = False) -> dict[str, ModelResult]:
     """The newest finished and evaluated run of each model on this data and profile.
 
     Args:
         provenance: :func:`bratslib.data.source.data_provenance` of the data set.
         profile: ``"tiny"``, ``"smoke"`` or ``"full"``.
+        include_baseline: also chapter 2's threshold baseline (``"threshold_baseline"``, last),
+            for rankings; it has no model, history or parameters.
 
     Returns:
         ``{model name: ModelResult}`` in the order of :data:`bratslib.registry.MODELS`; models without
@@ -89,13 +91,16 @@ def collect_runs(provenance: Mapping[str, Any], profile: str,
         config = run.config
         if config.get("profile") != profile or not run.finished or not _same_data(run.data, provenance):
             continue
+        if config.get("model") == BASELINE_NAME and not include_baseline:
+            continue
         metrics = run.metrics()
         if metrics is None:
             continue
         history = run.history()
         found[config.get("model", run.name)] = ModelResult(config.get("model", run.name), run, metrics, run.per_case(),
                                                            history[int(run.state["best_epoch"])] if history else {})
-    return {m: found[m] for m in [*MODELS, *sorted(set(found) - set(MODELS))] if m in found}
+    others = sorted(set(found) - set(MODELS) - {BASELINE_NAME})
+    return {m: found[m] for m in [*MODELS, *others, BASELINE_NAME] if m in found}
 
 
 #: Fewer cases than this and an interval of a mean says too little to print as a range.

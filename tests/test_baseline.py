@@ -132,6 +132,7 @@ def test_the_baseline_run_is_kept_in_the_results_and_ranked_with_the_models(tiny
     assert [r["dice_WT"] for r in read_back.per_case] == pytest.approx([r["dice_WT"] for r in evaluation.per_case])
     (run,) = [p for p in tmp_path.iterdir() if p.name.startswith("threshold_baseline-smoke-seed0")]
     assert (run / "metrics.json").is_file()
-    found = collect_runs(provenance, "smoke", tmp_path)
+    assert collect_runs(provenance, "smoke", tmp_path) == {}  # the models only, unless asked
+    found = collect_runs(provenance, "smoke", tmp_path, include_baseline=True)
     assert list(found) == ["threshold_baseline"] and found["threshold_baseline"].label == "threshold baseline"
     assert found["threshold_baseline"].values("dice_WT") == pytest.approx([r["dice_WT"] for r in evaluation.per_case])
