@@ -217,3 +217,12 @@ def test_ci_script():
     text = script.read_text()
     assert "set -euo pipefail" in text
     assert "make test" in text
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] in {"02", "03", "04", "05", "06", "07", "08"}],
+                         ids=lambda p: p.name)
+def test_every_model_chapter_ends_with_exercises(path: Path):
+    last = nbformat.read(path, as_version=4).cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("## Exercises"), f"{path.name}: end with '## Exercises'"
+    items = re.findall(r"^\d+\. ", last.source, flags=re.M)
+    assert len(items) >= 3, f"{path.name}: at least three exercises, found {len(items)}"
