@@ -32,7 +32,6 @@ training time (the profile's ``augment`` setting, :data:`bratslib.data.augment.A
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import tempfile
@@ -46,16 +45,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine_summary, markdown_table, print_row, run_row, write_report  # noqa: E402
 
-REGIONS = ("WT", "TC", "ET")
-#: Where the real scans are looked for, first found: the book's copy, then the shared folder.
-REAL_DIRS = (ROOT / "book" / "data" / "real", ROOT.parent / "shared" / "real")
+from bratslib.real import REGIONS, algorithms_agreement, real_cases, real_data_dir  # noqa: E402
 
 
 def default_real_dir() -> Path | None:
-    for folder in REAL_DIRS:
-        if (folder / "MICCAI_BraTS2020_TrainingData").is_dir():
-            return folder
-    return None
+    """book/data/real, else ../shared/real (:func:`bratslib.real.real_data_dir`)."""
+    return real_data_dir()
 
 
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, object]:
@@ -90,47 +85,11 @@ def _scores(evaluation) -> dict:
             "per_case": [{"case_id": row["case_id"], **{k: row[k] for k in keys}} for row in evaluation.per_case]}
 
 
-def tuned_threshold(cases, progress: bool = False) -> dict:
-    """One threshold per region's channel fitted on each case's own truth, scored on that case."""
-    from bratslib.baseline import ThresholdBaseline
-    from bratslib.evaluate import baseline_images, evaluate_predictions
+def tuned_threshold(cases) -> dict:
+    """:func:`bratslib.real.tuned_threshold`'s scores."""
+    from bratslib.real import tuned_threshold as tuned
 
-    def predict(files):
-        images, seg = baseline_images(files)
-        return ThresholdBaseline.fit([images], [seg]).predict(images)
-
-    return _scores(evaluate_predictions(predict, list(cases), progress=progress))
-
-
-def real_cases(real_dir: Path) -> list:
-    """The labeled cases of ``real_dir/MICCAI_BraTS2020_TrainingData`` (not its ``algorithms``)."""
-    from bratslib.data import find_cases
-
-    return [c for c in find_cases(real_dir / "MICCAI_BraTS2020_TrainingData") if c.labeled]
-
-
-def algorithms_agreement(real_dir: Path, algorithms_dir: Path) -> dict:
-    """Every pair of the algorithms' segmentations of each real case, scored with the book's metrics
-    (one as prediction, the other as truth; the mean over both orders is the same for Dice)."""
-    import nibabel as nib
-
-    from bratslib.metrics import evaluate_case
-
-    rows = []
-    for files in real_cases(real_dir):
-        folder = algorithms_dir / files.case_id
-        segs = {p.name.split(".")[0]: np.asarray(nib.load(p).dataobj).astype(np.uint8) for p in sorted(folder.glob("*.nii*"))}
-        if len(segs) < 2:
-            continue
-        spacing = tuple(float(z) for z in nib.load(files.seg).header.get_zooms()[:3])
-        for (a, sa), (b, sb) in itertools.combinations(segs.items(), 2):
-            scores = evaluate_case(sa, sb, spacing)
-            rows.append({"case_id": files.case_id, "pair": f"{a} / {b}",
-                         **{f"{m}_{r}": scores[f"{m}_{r}"] for m in ("dice", "hd95") for r in REGIONS}})
-    keys = [f"{m}_{r}" for m in ("dice", "hd95") for r in REGIONS]
-    per_case = [{"case_id": case, **{k: float(np.mean([r[k] for r in rows if r["case_id"] == case])) for k in keys}}
-                for case in dict.fromkeys(r["case_id"] for r in rows)]
-    return {"mean": {k: float(np.mean([r[k] for r in rows])) for k in keys}, "per_case": per_case, "pairs": rows}
+    return _scores(tuned(cases))
 
 
 def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: Path, work: Path,
@@ -230,7 +189,7 @@ def main(argv=None) -> int:
         return 0
     real_dir = Path(args.real_dir) if args.real_dir else default_real_dir()
     if real_dir is None:
-        parser.error(f"no real scans found in {' or '.join(map(str, REAL_DIRS))}; give --real-dir")
+        parser.error("no real scans found in book/data/real or ../shared/real; give --real-dir")
     if args.row:
         print_row(run_variant(args.row, args.cases, args.seed, Path(args.data_dir), real_dir, Path(args.work),
                               args.profile))
