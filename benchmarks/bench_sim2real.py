@@ -141,15 +141,26 @@ def _per_case(scores: dict | None) -> str:
                      for row in scores["per_case"])
 
 
+def describe(options: list[str], augment) -> str:
+    """What a row changes, in words: the first generator, every option, every option but one, or the options."""
+    from bratslib.data.synth import SYNTH_OPTIONS
+
+    missing = [k for k in SYNTH_OPTIONS if k not in options]
+    text = ("first generator (no option)" if not options else "every option" if not missing
+            else f"every option but {missing[0]}" if len(missing) == 1 and len(SYNTH_OPTIONS) > 2
+            else ", ".join(options))
+    return text + (f"; {augment} augmentation while training" if augment else "")
+
+
 def table_of(results: dict) -> tuple[list[str], list[tuple]]:
-    header = ["variant", "generator options", "train aug.", "s / case", "synthetic test Dice WT / TC / ET",
+    header = ["variant", "what it changes", "train aug.", "s / case", "synthetic test Dice WT / TC / ET",
               "tuned threshold, synthetic test", "real Dice WT / TC / ET", "real HD95 (mm)", "real, per case"]
     rows = []
     for r in results["variants"]:
         if "error" in r:
             rows.append((r["variant"], "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
             continue
-        rows.append((r["variant"], ", ".join(r["options"]) or "none (v1)", str(r["augment"]), round(r["seconds_per_case"], 1),
+        rows.append((r["variant"], describe(r["options"], r["augment"]), str(r["augment"]), round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _triple(r["synthetic_threshold"]), _triple(r["real"]),
                      _triple(r["real"], "hd95"), _per_case(r["real"])))
     for name, label in (("real_threshold", "one threshold on one channel, tuned per case on its truth"),
@@ -233,7 +244,10 @@ def main(argv=None) -> int:
     notes = ("Real scans: " + ", ".join(c.case_id for c in real) + " (TCGA via the BraTS Toolkit; see "
              "SOURCE.md). Their `seg` is a majority vote of five BraTS 2020 algorithms, not an expert annotation. "
              "Dice and HD95 per region as the book evaluates (BraTS rule: an empty region predicted empty scores "
-             "Dice 1). The tuned threshold is fitted on each case's own truth: a bound no model is given.")
+             "Dice 1). Scan 902 has no enhancing tumour: a model that predicts none anywhere scores ET 1 there, so a "
+             "mean ET of 0.50 over the two scans can mean no enhancing tumour found in either (see the per-case column). "
+             "The tuned threshold is fitted on each case's own truth: a bound no model is given. One seed per row "
+             "and two real scans: small differences between rows need not hold for another seed or other scans.")
     table = markdown_table(*table_of(results))
     print(f"\n{title}\n{machine_summary()}\n\n{table}")
     if args.out:

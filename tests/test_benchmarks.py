@@ -171,5 +171,5 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
         assert row["seconds_per_case"] > 0 and len(row["real"]["per_case"]) == 2
         assert all(0 <= row[k]["mean"]["dice_WT"] <= 1 for k in ("synthetic", "synthetic_threshold", "real"))
     assert (tmp_path / "data" / "glioma" / "seed0-cases3" / "bratslib_synthetic.json").is_file()
-    assert "| v1 | none (v1) |" in done.stdout and "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
+    assert "| v1 | first generator (no option) |" in done.stdout and "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
     assert "one threshold on one channel, tuned per case on its truth" in (tmp_path / "out" / "bench_sim2real.md").read_text()
