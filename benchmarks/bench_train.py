@@ -146,7 +146,7 @@ def train_rate(model_name: str, profile: str, variant: str, warmup: int, steps: 
 def data_rate(model_name: str, profile: str, data_dir: str, cache_dir: str, batches: int) -> float:
     """Samples per second of the chapter's generator for this profile (one worker)."""
     from bratslib.data import find_cases
-    from bratslib.data.augment import AugmentConfig
+    from bratslib.data.augment import augment_config
     from bratslib.data.cache import PreprocessedCache
     from bratslib.data.generators import SliceDataset, TumourSliceDataset, VolumeDataset
 
@@ -161,7 +161,7 @@ def data_rate(model_name: str, profile: str, data_dir: str, cache_dir: str, batc
     # every case serves as training data here, with the chapter's sampling and augmentation
     dataset = cls(cached, batch_size=s["batch_size"], shuffle=True, seed=0,
                   samples_per_epoch=None if s["mode"] == "3d" else batches * s["batch_size"],
-                  foreground_fraction=s["foreground_fraction"], augment=AugmentConfig() if s["augment"] else None,
+                  foreground_fraction=s["foreground_fraction"], augment=augment_config(s["augment"]),
                   **task)
     return epoch_rates(dataset, 2, batches)[-1]  # the first epoch opens the memory maps
 

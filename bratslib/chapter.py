@@ -27,7 +27,7 @@ import numpy as np
 from bratslib.claims import (
     CLASS_ROWS, EVALUATION_ROWS, HD95_ROWS, OVERALL_ROWS, REGION_ROWS, claims_rows, load_claims, reproduced_values,
 )
-from bratslib.data.augment import AugmentConfig
+from bratslib.data.augment import augment_config
 from bratslib.data.generators import Datasets, TumourSliceDataset, make_datasets
 from bratslib.data.source import data_provenance, resolve_data_dir
 from bratslib.profiles import profile_settings
@@ -151,7 +151,7 @@ class ChapterSetup:
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],
                              foreground_fraction=s["foreground_fraction"], skip_bad_cases=self.skip_bad_cases,
                              crop=bool(s.get("crop", False)),
-                             augment=AugmentConfig() if s["augment"] else None, progress=progress, **task)
+                             augment=augment_config(s["augment"]), progress=progress, **task)
         if made.skipped:
             print(f"{len(made.skipped)} case(s) left out because they cannot be read (skip_bad_cases=True); "
                   "recorded in every run's data.json:")

@@ -359,6 +359,49 @@ def class_fraction_figure(segs: Mapping[str, np.ndarray], title: str | None = "v
     return fig
 
 
+def region_intensity_figure(cases: Mapping[str, tuple[Mapping[str, np.ndarray], np.ndarray]],
+                            modalities: Sequence[str] = ("flair", "t1ce"), bins: int = 60,
+                            title: str | None = "intensity of each region (normalised per volume)") -> go.Figure:
+    """Distributions of the normalised intensity of each region, one panel per modality.
+
+    Args:
+        cases: case label -> (modality -> volume, label map); each volume is normalised as the
+            networks see it (:func:`bratslib.data.preprocess.normalize_intensity`, per volume).
+        modalities: one panel each.
+
+    One line per case and region (normal brain, oedema, necrotic / non-enhancing core,
+    enhancing tumour; a region the case lacks is left out): the share of the region's voxels in
+    each intensity bin, so regions of any size compare.  Solid lines for the first case, dashed
+    and dotted for the next.
+    """
+    from bratslib.data.preprocess import normalize_intensity
+
+    fig = make_subplots(rows=1, cols=len(modalities), subplot_titles=list(modalities), shared_yaxes=True)
+    edges = np.linspace(0, 1, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    regions = {"normal brain": (0,), **{name: (label,) for label, name in LABEL_NAMES.items() if label}}
+    colours = {"normal brain": "#888888", **{LABEL_NAMES[k]: v for k, v in LABEL_COLOURS.items()}}
+    dashes = ("solid", "dash", "dot", "dashdot")
+    for i, (case, (images, seg)) in enumerate(cases.items()):
+        for col, modality in enumerate(modalities, start=1):
+            volume = np.asarray(images[modality], np.float32)
+            brain = volume != 0
+            scaled = normalize_intensity(volume)
+            for region, labels in regions.items():
+                mask = brain & np.isin(seg, labels)
+                if mask.sum() < 50:
+                    continue
+                counts, _ = np.histogram(scaled[mask], edges)
+                fig.add_trace(go.Scatter(x=centres, y=counts / counts.sum(), mode="lines", name=f"{case}: {region}",
+                                         legendgroup=case, showlegend=col == 1,
+                                         line=dict(color=colours[region], dash=dashes[i % len(dashes)], width=1.5)),
+                              row=1, col=col)
+    fig.update_layout(title=title, template="plotly_white", height=380)
+    fig.update_xaxes(title_text="normalised intensity")
+    fig.update_yaxes(title_text="share of the region's voxels", col=1)
+    return fig
+
+
 # ----------------------------------------------------------------------------- data note and batches
 
 

@@ -116,3 +116,60 @@ def test_gpu_check_measures_projects_and_says_no_gpu_was_measured(tmp_path):
     md = (tmp_path / "gpu_check.md").read_text()
     assert "| 02_unet2d | unet2d (float32) | 2 |" in md and "**whole book** (measured models only)" in md
     assert "no GPU was measured" in done.stdout
+
+
+# ----------------------------------------------------------------------------- bench_sim2real
+
+
+def test_bench_sim2real_reads_variants_as_generator_options_and_training_augmentation():
+    from benchmarks.bench_sim2real import parse_variant
+    from bratslib.data.synth import SYNTH_OPTIONS
+
+    off = dict.fromkeys(SYNTH_OPTIONS, False)
+    assert parse_variant("v1") == (off, None)
+    assert parse_variant("default") == (None, None)
+    assert parse_variant("contrast+glioma") == ({**off, "contrast": True, "glioma": True}, None)
+    assert parse_variant("default+augment") == (None, "intensity")
+    assert parse_variant("v1+augment=all") == (off, "all")
+    assert parse_variant("default+noglioma+noaugment") == ({"glioma": False}, False)
+    with pytest.raises(ValueError, match="unknown variant token"):
+        parse_variant("colour")
+
+
+def _real_dir():
+    from benchmarks.bench_sim2real import default_real_dir
+
+    real = default_real_dir()
+    if real is None or not (real / "algorithms").is_dir():
+        pytest.skip("no real scans with the algorithms' segmentations (../shared/real or book/data/real)")
+    return real
+
+
+def test_bench_sim2real_scores_the_five_algorithms_against_each_other():
+    from benchmarks.bench_sim2real import algorithms_agreement, real_cases
+
+    real = _real_dir()
+    result = algorithms_agreement(real, real / "algorithms")
+    cases = [c.case_id for c in real_cases(real)]
+    assert [row["case_id"] for row in result["per_case"]] == cases
+    assert len(result["pairs"]) == 10 * len(cases)  # five algorithms: ten pairs per case
+    for row in result["pairs"]:
+        assert all(0 <= row[f"dice_{r}"] <= 1 for r in ("WT", "TC", "ET"))
+    assert result["mean"]["dice_WT"] > 0.85  # 2020's best algorithms agree closely on the whole tumour
+
+
+@pytest.mark.slow
+def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
+    real = _real_dir()
+    done = _bench("bench_sim2real", "--variants", "v1", "glioma+augment", "--cases", "3", "--profile", "tiny",
+                  "--data-dir", str(tmp_path / "data"), "--real-dir", str(real), "--out", str(tmp_path / "out"))
+    results = json.loads((tmp_path / "out" / "bench_sim2real.json").read_text())["results"]
+    rows = results["variants"]
+    assert [r["variant"] for r in rows] == ["v1", "glioma+augment"] and [r["options"] for r in rows] == [[], ["glioma"]]
+    assert rows[1]["augment"] == "intensity" and rows[0]["augment"] is False
+    for row in rows:
+        assert row["seconds_per_case"] > 0 and len(row["real"]["per_case"]) == 2
+        assert all(0 <= row[k]["mean"]["dice_WT"] <= 1 for k in ("synthetic", "synthetic_threshold", "real"))
+    assert (tmp_path / "data" / "glioma" / "seed0-cases3" / "bratslib_synthetic.json").is_file()
+    assert "| v1 | first generator (no option) |" in done.stdout and "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
+    assert "one threshold on one channel, tuned per case on its truth" in (tmp_path / "out" / "bench_sim2real.md").read_text()

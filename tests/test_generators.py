@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from bratslib.data import find_cases
-from bratslib.data.augment import AugmentConfig, augment, random_coordinates
+from bratslib.data.augment import AUGMENT_PRESETS, AugmentConfig, augment, augment_config, random_coordinates
 from bratslib.data.cache import PreprocessedCache
 from bratslib.data.generators import SliceDataset, VolumeDataset, make_datasets
 from bratslib.data.preprocess import one_hot
@@ -84,6 +84,36 @@ def test_intensity_keeps_background_and_disabled_is_identity():
     same, same_mask = augment(image, mask, np.random.default_rng(0), AugmentConfig(enabled=False))
     np.testing.assert_array_equal(same, image)
     np.testing.assert_array_equal(same_mask, mask)
+
+
+def test_gamma_and_contrast_change_brain_intensities_per_channel_and_keep_background():
+    mask = blob((32, 32))
+    ramp = np.linspace(0.1, 0.9, 32, dtype=np.float32)[:, None].repeat(32, 1)
+    image = np.stack([np.where(mask > 0, ramp, 0), np.where(mask > 0, 1 - ramp, 0)], axis=-1).astype(np.float32)
+    brain = mask > 0
+    plain = AugmentConfig(flip=False, rotate=False, scale=False, elastic=False, intensity=False)
+    for step in ({"gamma": True}, {"contrast": True}):
+        config = AugmentConfig(**{**plain.__dict__, **step})
+        outs = [augment(image, mask, np.random.default_rng(seed), config)[0] for seed in range(4)]
+        for out in outs:
+            assert np.all(out[~brain] == 0)
+            np.testing.assert_array_equal(np.argsort(out[brain][:, 0], kind="stable"),
+                                          np.argsort(image[brain][:, 0], kind="stable"))  # monotone per channel
+        assert not np.allclose(outs[0], image) and not np.allclose(outs[0], outs[1])
+        spread = [float(np.std(out[brain][:, 0]) * np.mean(out[brain][:, 0])) for out in outs]
+        assert np.ptp(spread) > 0.005, (step, spread)  # a new draw per call
+        np.testing.assert_array_equal(outs[0], augment(image, mask, np.random.default_rng(0), config)[0])
+
+
+def test_augment_config_reads_a_profile_setting():
+    assert augment_config(False) is None and augment_config(None) is None
+    assert augment_config(True) == AugmentConfig()
+    intensity = augment_config("intensity")
+    assert intensity is AUGMENT_PRESETS["intensity"] and intensity.gamma and intensity.contrast
+    assert not (intensity.rotate or intensity.scale or intensity.elastic)
+    assert augment_config({"gamma": True}).gamma
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augment_config("colour")
 
 
 def test_augment_checks_shapes():

@@ -8,13 +8,14 @@ import pytest
 
 from bratslib.data.layout import find_cases
 from bratslib.data.source import data_provenance, resolve_data_dir
+from bratslib.data.synth import GENERATOR_VERSION
 from tests.conftest import write_tiny_case
 
 
 def test_none_means_synthetic_written_once_and_resumed(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("BRATSLIB_CACHE", str(tmp_path / "cache"))
     root = resolve_data_dir(None, synthetic_cases=1, seed=3, progress=False)
-    assert root == tmp_path / "cache" / "synthetic" / "seed3-cases1"
+    assert root == tmp_path / "cache" / "synthetic" / f"{GENERATOR_VERSION}-seed3-cases1"
     (case,) = find_cases(root)
     # an interrupted first run (a case file missing) is finished by the next call
     case.images["t2"].unlink()

@@ -6,6 +6,7 @@ import csv
 import gzip
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -17,9 +18,13 @@ from bratslib.data.cases import check_case, load_case
 from bratslib.data.layout import BRATS_SHAPE, MODALITIES, find_cases
 from bratslib.data.synth import (
     BRATS_AFFINE,
+    DEFAULT_OPTIONS,
+    GENERATOR_VERSION,
+    SYNTH_OPTIONS,
     _draw_pose,
     _draw_tumour,
     _template,
+    synth_options,
     synthesize_case,
     write_synthetic_dataset,
 )
@@ -144,14 +149,16 @@ def test_orientation(cases):
 
 
 def test_intensity_contrasts(cases):
-    """T2: the tumour core is brighter than the brain; T1ce: enhancing tumour is the brightest."""
+    """T2: the tumour core is brighter than the brain; T1ce: enhancing tumour brighter than the
+    brain and the core darker; FLAIR: oedema brighter.  (The synthetic default draws each value
+    per case, enhancement from faint to strong: the relations hold, their size varies.)"""
     hgg = cases[0]
     brain = hgg.flair > 0
     normal = brain & (hgg.seg == 0)
-    assert np.median(hgg.t1ce[hgg.seg == 4]) > 1.3 * np.median(hgg.t1ce[normal])
+    assert np.median(hgg.t1ce[hgg.seg == 4]) > 1.1 * np.median(hgg.t1ce[normal])
     assert np.median(hgg.t1ce[hgg.seg == 1]) < np.median(hgg.t1ce[normal])
     assert np.median(hgg.t2[hgg.seg == 1]) > 1.3 * np.median(hgg.t2[normal])
-    assert np.median(hgg.flair[hgg.seg == 2]) > 1.3 * np.median(hgg.flair[normal])
+    assert np.median(hgg.flair[hgg.seg == 2]) > 1.2 * np.median(hgg.flair[normal])
 
 
 def test_no_single_threshold_segments_the_tumour(cases, other_case):
@@ -159,10 +166,10 @@ def test_no_single_threshold_segments_the_tumour(cases, other_case):
     volumes.append(other_case.images | {"seg": other_case.seg})
     for vol in volumes:
         whole = vol["seg"] > 0
-        best_dice = {m: _best_threshold_dice(vol[m], whole) for m in MODALITIES}
-        print({m: round(d, 3) for m, d in best_dice.items()})
-        assert max(best_dice.values()) < 0.9, best_dice
-        assert best_dice["flair"] >= 0.3, best_dice
+        dice = {m: _best_threshold_dice(vol[m], whole) for m in MODALITIES}
+        print({m: round(d, 3) for m, d in dice.items()})
+        assert max(dice.values()) < 0.9, dice
+        assert dice["flair"] >= 0.25, dice  # FLAIR shows the tumour (faintly, for a small one)
 
 
 # --------------------------------------------------------------------------- files
@@ -224,3 +231,102 @@ def test_refuses_folder_with_foreign_cases(tmp_path):
     (tmp_path / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData" / "BraTS20_Training_001").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="did not write"):
         write_synthetic_dataset(tmp_path, n_cases=1, progress=False)
+
+
+# --------------------------------------------------------------------------- options
+
+
+ALL_OPTIONS = tuple(SYNTH_OPTIONS)
+
+
+def _case_bytes(case) -> bytes:
+    return b"".join(case.images[m].tobytes() for m in MODALITIES) + case.seg.tobytes()
+
+
+def test_synth_options_resolve_names_and_refuse_unknown_ones():
+    assert synth_options(()) == dict.fromkeys(SYNTH_OPTIONS, False)
+    assert synth_options(None) == {k: k in DEFAULT_OPTIONS for k in SYNTH_OPTIONS}
+    assert synth_options(["glioma"]) == {k: k == "glioma" for k in SYNTH_OPTIONS}
+    assert synth_options({"glioma": False})["glioma"] is False
+    with pytest.raises(ValueError, match="unknown synthetic data option"):
+        synth_options(["colour"])
+
+
+@pytest.fixture(scope="module")
+def option_cases():
+    """Case 1 of SEED with every option off, each option alone, and all of them (twice), with the
+    seconds each took."""
+    seed = np.random.SeedSequence(SEED).spawn(1)[0]
+    out = {}
+    for name in ("off", *ALL_OPTIONS, "all", "all again"):
+        options = () if name == "off" else ALL_OPTIONS if name.startswith("all") else (name,)
+        start = time.perf_counter()
+        out[name] = (synthesize_case(seed, options=options), time.perf_counter() - start)
+    return out
+
+
+@pytest.mark.slow
+def test_options_same_seed_same_bytes_and_each_option_changes_the_case(option_cases):
+    for name, (case, seconds) in option_cases.items():
+        print(f"{name}: {seconds:.1f} s per case")  # reported, not asserted (shared CPUs)
+    off = _case_bytes(option_cases["off"][0])
+    assert _case_bytes(option_cases["all"][0]) == _case_bytes(option_cases["all again"][0])
+    for name in (*ALL_OPTIONS, "all"):
+        case = option_cases[name][0]
+        assert _case_bytes(case) != off, name
+        assert case.params["options"] == (sorted(ALL_OPTIONS) if name == "all" else [name])
+        assert case.seg.shape == BRATS_SHAPE and set(np.unique(case.seg).tolist()) <= set(LABELS)
+        brain = case.images["flair"] > 0
+        for m in MODALITIES:
+            assert case.images[m].dtype == np.int16
+            np.testing.assert_array_equal(case.images[m] > 0, brain)
+        assert not np.any(case.seg[~brain]) and 1.2e6 < brain.sum() < 2.4e6
+
+
+@pytest.mark.slow
+def test_other_seed_other_bytes_with_every_option(option_cases):
+    other = synthesize_case(np.random.SeedSequence(SEED + 1).spawn(1)[0], options=ALL_OPTIONS)
+    assert _case_bytes(other) != _case_bytes(option_cases["all"][0])
+
+
+def test_contrast_draws_keep_the_relations_a_reader_relies_on():
+    """Option contrast: values vary per case, but oedema stays bright on FLAIR, enhancement above
+    white matter on T1ce, CSF darkest on FLAIR and T1 and brightest on T2."""
+    from bratslib.data.synth import _draw_appearance, _draw_contrast
+
+    looks = [_draw_contrast(rng, _draw_appearance(rng)) for rng in map(np.random.default_rng, range(200))]
+    flair_oedema = [look["flair"]["tumour"][0] for look in looks]
+    assert min(flair_oedema) > 1.1 and np.std(flair_oedema) > 0.1
+    assert min(look["t1ce"]["tumour"][3] for look in looks) > 1.1
+    assert max(look["t1ce"]["tumour"][3] for look in looks) > 2.0
+    for look in looks:
+        for m in ("flair", "t1", "t1ce"):
+            assert look[m]["tissue"][0] < look[m]["tissue"][2]
+        assert look["t2"]["tissue"][0] > look["t2"]["tissue"][1] > 1
+
+
+def test_glioma_draws_cover_small_large_solid_multifocal_and_patchy_tumours():
+    from bratslib.data.synth import _draw_glioma
+
+    template = _template()
+    tumours = []
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        _draw_pose(rng)
+        tumours.append(_draw_glioma(rng, _draw_tumour(rng, template, None)))
+    radius = np.array([np.mean(t["core_radii_mm"]) for t in tumours])
+    assert radius.min() < 8 and radius.max() > 20
+    enhancing = [t for t in tumours if t["has_enhancing"]]
+    assert 0.1 < np.mean([t["solid"] for t in enhancing]) < 0.3
+    assert 0.2 < np.mean([len(t["foci"]) > 0 for t in tumours]) < 0.4
+    assert min(t["rim_mm"] for t in enhancing) < 1.5
+    assert min(t["patch_offset"] for t in enhancing) < 0 < 2.5 < max(t["patch_offset"] for t in enhancing)
+    assert all(t["net_share"] == 1.0 for t in tumours if not t["has_enhancing"])
+
+
+def test_dataset_records_its_options_and_refuses_other_options(tmp_path):
+    write_synthetic_dataset(tmp_path, n_cases=1, seed=SEED, options=(), progress=False)
+    info = json.loads((tmp_path / "bratslib_synthetic.json").read_text())
+    assert info["options"] == [] and info["generator_version"] == GENERATOR_VERSION
+    with pytest.raises(FileExistsError, match="options"):
+        write_synthetic_dataset(tmp_path, n_cases=1, seed=SEED, options=("glioma",), progress=False)

@@ -4,7 +4,10 @@ One call of :func:`augment` draws a random flip, rotation, zoom and smooth elast
 displacement, composes them into a single map from output to input coordinates, and
 resamples every image channel (linear interpolation) and the label map (nearest neighbour)
 through that one map with :func:`scipy.ndimage.map_coordinates`, so image and labels stay
-aligned and are interpolated once.  Then each image channel gets a random gain and offset.
+aligned and are interpolated once.  Then each image channel gets a random gain and offset
+and, where switched on, a random gamma and contrast (intensity augmentation: what a network
+trained on one kind of scan must not rely on; nnU-Net and SynthSeg do the same).
+:func:`augment_config` turns a profile's ``augment`` setting into a config.
 
 Works for 2-D samples, image (H, W, C) + labels (H, W), and 3-D samples, image
 (D, H, W, C) + labels (D, H, W).  Every draw comes from the ``np.random.Generator`` passed
@@ -40,6 +43,10 @@ class AugmentConfig:
             ``elastic_sigma`` pixels, scaled to ``elastic_magnitude`` pixels RMS.
         intensity, intensity_scale, intensity_shift: per channel, brain voxels become
             ``x * U(1 - scale, 1 + scale) + U(-shift, shift)``; background stays 0.
+        gamma, gamma_range: per channel, brain voxels (in [0, 1]) become ``x ** g``, ``g``
+            log-uniform in ``gamma_range``, before the gain and offset.
+        contrast, contrast_range: per channel, brain voxels are stretched about their mean by
+            a factor uniform in ``contrast_range``, before the gain and offset.
     """
 
     enabled: bool = True
@@ -57,6 +64,41 @@ class AugmentConfig:
     intensity: bool = True
     intensity_scale: float = 0.1
     intensity_shift: float = 0.1
+    gamma: bool = False
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+    contrast: bool = False
+    contrast_range: tuple[float, float] = (0.75, 1.25)
+
+
+#: Named settings for a profile's ``augment``: see :func:`augment_config`.
+AUGMENT_PRESETS: dict[str, AugmentConfig] = {
+    # every geometric step, gain and offset (the first ``augment=True``)
+    "geometric": AugmentConfig(),
+    # intensity only (cheap: no resampling but the flip): gamma, contrast, gain and offset per channel
+    "intensity": AugmentConfig(rotate=False, scale=False, elastic=False, gamma=True, contrast=True,
+                               intensity_scale=0.15, intensity_shift=0.05),
+    # both
+    "all": AugmentConfig(gamma=True, contrast=True, intensity_scale=0.15, intensity_shift=0.05),
+}
+
+
+def augment_config(setting) -> AugmentConfig | None:
+    """A profile's ``augment`` setting as a config: False / None: none; True: ``"geometric"``
+    (flip, rotation, zoom, elastic, gain and offset); a name of :data:`AUGMENT_PRESETS`; a dict
+    of :class:`AugmentConfig` fields; or an :class:`AugmentConfig`."""
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return AUGMENT_PRESETS["geometric"]
+    if isinstance(setting, AugmentConfig):
+        return setting
+    if isinstance(setting, str):
+        if setting not in AUGMENT_PRESETS:
+            raise ValueError(f"unknown augmentation {setting!r}; use True, False or one of {', '.join(AUGMENT_PRESETS)}")
+        return AUGMENT_PRESETS[setting]
+    if isinstance(setting, dict):
+        return AugmentConfig(**setting)
+    raise ValueError(f"augment must be a bool, a preset name, a dict or an AugmentConfig, got {setting!r}")
 
 
 def _rotation(rng: np.random.Generator, ndim: int, max_deg: float) -> np.ndarray:
@@ -157,6 +199,18 @@ def augment(
         image = np.stack([ndimage.map_coordinates(c, coords, order=1, mode="constant", cval=0.0) for c in channels], axis=-1)
         if labels is not None:
             labels = ndimage.map_coordinates(np.asarray(labels), coords, order=0, mode="constant", cval=0)
+    if config.gamma or config.contrast:
+        n = image.shape[-1]
+        brain = np.any(image != 0, axis=-1, keepdims=True)
+        if config.gamma:
+            lo, hi = np.log(config.gamma_range)
+            g = np.exp(rng.uniform(lo, hi, n)).astype(np.float32)
+            image = np.where(brain, np.clip(image, 0, None) ** g, np.float32(0))
+        if config.contrast:
+            c = rng.uniform(*config.contrast_range, n).astype(np.float32)
+            inside = brain[..., 0]
+            mean = image[inside].mean(axis=0) if inside.any() else np.zeros(n, np.float32)
+            image = np.where(brain, (image - mean) * c + mean, np.float32(0))
     if config.intensity:
         n = image.shape[-1]
         gain = rng.uniform(1 - config.intensity_scale, 1 + config.intensity_scale, n).astype(np.float32)

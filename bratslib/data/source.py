@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bratslib.data.cache import default_cache_dir
 from bratslib.data.layout import NAMINGS, find_cases
+from bratslib.data.synth import GENERATOR_VERSION
 from bratslib.data.synth import PROVENANCE_FILE as SYNTHETIC_MARKER
 from bratslib.data.synth import write_synthetic_dataset
 
@@ -43,7 +44,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int
     Args:
         data_dir: a folder of BraTS cases (or a parent of one); or None: the BraTS 2020 data
             attached to a Kaggle notebook when there is one (:func:`kaggle_data_dir`), else the
-            synthetic default, written to ``<cache>/synthetic/seed<seed>-cases<n>`` on first
+            synthetic default, written to ``<cache>/synthetic/<generator version>-seed<seed>-cases<n>`` on first
             use; or ``"synthetic"``: the synthetic default wherever the chapter runs.
         synthetic_cases, seed: size and seed of the synthetic default.
 
@@ -61,7 +62,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {path} does not exist (give the folder holding the BraTS 2020 cases, or None for synthetic data)")
         return path
-    out = default_cache_dir() / "synthetic" / f"seed{seed}-cases{synthetic_cases}"
+    # the generator's version in the name: a newer generator writes its own folder, next to the old one
+    out = default_cache_dir() / "synthetic" / f"{GENERATOR_VERSION}-seed{seed}-cases{synthetic_cases}"
     # always called: it skips complete cases, and so also finishes a run that was interrupted
     write_synthetic_dataset(out, n_cases=synthetic_cases, seed=seed, progress=progress)
     return out

@@ -1,0 +1,259 @@
+"""Does what the synthetic data teaches carry over to real MRI?  One row per generator variant.
+
+    .venv/bin/python benchmarks/bench_sim2real.py [--cases 20] [--variants v1 default ...] [--out benchmarks/results]
+
+For each variant of the synthetic generator (``--variants``), in a fresh Python process:
+
+1. write ``--cases`` synthetic cases (seed ``--seed``) with the generator's options
+   (:data:`bratslib.data.synth.SYNTH_OPTIONS`), timing the generator per case;
+2. train chapter 2's 2D U-Net at the ``smoke`` profile on them exactly as the chapter does
+   (:class:`bratslib.chapter.ChapterSetup`, its split, schedule and seed);
+3. score it as the book does (:func:`bratslib.evaluate.evaluate_run` / ``evaluate_cases``: whole
+   cases on the original grid, Dice and HD95 of WT / TC / ET, BraTS rule for empty regions) on
+   (a) the synthetic test cases and (b) the real scans of ``--real-dir``, which are never
+   trained on.  Their ``seg`` is a majority vote of five BraTS 2020 algorithms, not an expert
+   annotation: scores are agreement with the state of the art of 2020.
+
+Beside the variants, reference rows on the same real scans:
+
+* one threshold on one channel tuned per case on that case's own truth (FLAIR for WT, T1ce for
+  TC / ET: :class:`bratslib.baseline.ThresholdBaseline` fitted on the one case it is scored on;
+  an upper bound for a threshold, which no model is given);
+* the five BraTS 2020 algorithms against one another, every pair (``--algorithms-dir``): how well
+  any model can be expected to agree with their consensus.
+
+A variant is a name or ``+``-joined option names: ``v1`` (the first generator: every option
+off), ``default`` (the synthetic default, :data:`~bratslib.data.synth.DEFAULT_OPTIONS`), or
+e.g. ``contrast+glioma``; ``+augment`` or ``+augment=all`` adds intensity augmentation at
+training time (the profile's ``augment`` setting, :data:`bratslib.data.augment.AUGMENT_PRESETS`;
+``+noaugment`` switches it off).  ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine_summary, markdown_table, print_row, run_row, write_report  # noqa: E402
+
+from bratslib.real import REGIONS, algorithms_agreement, real_cases, real_data_dir  # noqa: E402
+
+
+def default_real_dir() -> Path | None:
+    """book/data/real, else ../shared/real (:func:`bratslib.real.real_data_dir`)."""
+    return real_data_dir()
+
+
+def parse_variant(variant: str) -> tuple[dict[str, bool] | None, object]:
+    """``(generator options, augment setting)`` of a variant name; options None: the default's,
+    augment None: the profile's."""
+    from bratslib.data.synth import SYNTH_OPTIONS
+
+    options: dict[str, bool] | None = None
+    augment = None
+    for token in variant.split("+"):
+        if token == "default":
+            continue
+        if token == "v1":
+            options = dict.fromkeys(SYNTH_OPTIONS, False)
+        elif token == "augment" or token.startswith("augment="):
+            augment = token.partition("=")[2] or "intensity"
+        elif token == "noaugment":
+            augment = False
+        elif token.startswith("no") and token[2:] in SYNTH_OPTIONS:
+            options = {**(options or {}), token[2:]: False}
+        elif token in SYNTH_OPTIONS:
+            options = {**(options if options is not None else dict.fromkeys(SYNTH_OPTIONS, False)), token: True}
+        else:
+            raise ValueError(f"unknown variant token {token!r} in {variant!r}: use v1, default, "
+                             f"{', '.join(SYNTH_OPTIONS)}, no<option>, augment[=preset] or noaugment")
+    return options, augment
+
+
+def _scores(evaluation) -> dict:
+    keys = [f"{m}_{r}" for m in ("dice", "hd95") for r in REGIONS]
+    return {"mean": {k: evaluation.mean(k) for k in keys},
+            "per_case": [{"case_id": row["case_id"], **{k: row[k] for k in keys}} for row in evaluation.per_case]}
+
+
+def tuned_threshold(cases) -> dict:
+    """:func:`bratslib.real.tuned_threshold`'s scores."""
+    from bratslib.real import tuned_threshold as tuned
+
+    return _scores(tuned(cases))
+
+
+def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: Path, work: Path,
+                profile: str = "smoke") -> dict:
+    """One row: write the data, train the chapter-2 U-Net at ``smoke``, score it."""
+    from bratslib.chapter import ChapterSetup
+    from bratslib.data.synth import synth_options, write_synthetic_dataset
+    from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases
+    from bratslib.models.unet2d import build_unet2d
+
+    options, augment = parse_variant(variant)
+    opts = synth_options(options)
+    on = sorted(k for k, v in opts.items() if v)
+    folder = data_dir / ("-".join(on) or "v1") / f"seed{seed}-cases{cases}"
+    timing = folder / "seconds_per_case.json"
+    start = time.perf_counter()
+    root = write_synthetic_dataset(folder, n_cases=cases, seed=seed, options=opts, progress=False)
+    if not timing.exists():  # a data set written earlier keeps the time it took then
+        timing.write_text(json.dumps((time.perf_counter() - start) / cases))
+    per_case_s = json.loads(timing.read_text())
+
+    setup = ChapterSetup.create("unet2d", profile, data_dir=root, seed=seed,
+                                **({} if augment is None else {"augment": augment}))
+    cache_dir = work / "cache"
+    datasets = setup.datasets(cache_dir, progress=False)
+    start = time.perf_counter()
+    result = setup.train(build_unet2d, datasets, results_dir=work / "results", verbose=0)
+    train_s = time.perf_counter() - start
+    synthetic = evaluate_run(result.run, root, model=result.model, cache_dir=cache_dir, progress=False)
+    real = evaluate_cases(result.model, real_cases(real_dir), result.run.config["preprocessing"],
+                          cache_dir=cache_dir, progress=False)
+    return {"variant": variant, "options": on, "augment": setup.settings["augment"], "seconds_per_case": per_case_s,
+            "train_s": train_s, "epochs": result.trained_epochs, "best_epoch": result.best_epoch,
+            "synthetic": _scores(synthetic), "synthetic_threshold": tuned_threshold(run_cases(result.run, root, "test")),
+            "real": _scores(real)}
+
+
+def _triple(scores: dict | None, metric: str = "dice", digits: int = 2) -> str:
+    if not scores:
+        return ""
+    values = [scores["mean"][f"{metric}_{r}"] for r in REGIONS]
+    return " / ".join("-" if not np.isfinite(v) else f"{v:.{digits}f}" if metric == "dice" else f"{v:.0f}" for v in values)
+
+
+def _per_case(scores: dict | None) -> str:
+    if not scores:
+        return ""
+    return "; ".join(f"{row['case_id'].rsplit('_', 1)[-1]}: " + " / ".join(f"{row[f'dice_{r}']:.2f}" for r in REGIONS)
+                     for row in scores["per_case"])
+
+
+def describe(options: list[str], augment) -> str:
+    """What a row changes, in words: the first generator, every option, every option but one, or the options."""
+    from bratslib.data.synth import SYNTH_OPTIONS
+
+    missing = [k for k in SYNTH_OPTIONS if k not in options]
+    text = ("first generator (no option)" if not options else "every option" if not missing
+            else f"every option but {missing[0]}" if len(missing) == 1 and len(SYNTH_OPTIONS) > 2
+            else ", ".join(options))
+    return text + (f"; {augment} augmentation while training" if augment else "")
+
+
+def table_of(results: dict) -> tuple[list[str], list[tuple]]:
+    header = ["variant", "what it changes", "train aug.", "s / case", "synthetic test Dice WT / TC / ET",
+              "tuned threshold, synthetic test", "real Dice WT / TC / ET", "real HD95 (mm)", "real, per case"]
+    rows = []
+    for r in results["variants"]:
+        if "error" in r:
+            rows.append((r["variant"], "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
+            continue
+        rows.append((r["variant"], describe(r["options"], r["augment"]), str(r["augment"]), round(r["seconds_per_case"], 1),
+                     _triple(r["synthetic"]), _triple(r["synthetic_threshold"]), _triple(r["real"]),
+                     _triple(r["real"], "hd95"), _per_case(r["real"])))
+    for name, label in (("real_threshold", "one threshold on one channel, tuned per case on its truth"),
+                        ("algorithms", "the five BraTS 2020 algorithms, pairwise")):
+        ref = results.get(name)
+        if ref:
+            rows.append((label, "", "", "", "", "", _triple(ref), _triple(ref, "hd95"), _per_case(ref)))
+    return header, rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="*", default=["v1", "default"], help="generator variants (see above)")
+    parser.add_argument("--cases", type=int, default=20, help="synthetic cases per variant (the book's 20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=str(ROOT / "build" / "bench-sim2real"),
+                        help="where each variant's synthetic data is written (kept for later runs)")
+    parser.add_argument("--real-dir", help="real scans in the BraTS 2020 layout with their consensus seg "
+                        "(default: book/data/real, else ../shared/real)")
+    parser.add_argument("--algorithms-dir", help="the algorithms' own segmentations, <case>/<algorithm>.nii.gz "
+                        "(default: <real-dir>/algorithms)")
+    parser.add_argument("--out", help="also write <name>.md and <name>.json into this folder")
+    parser.add_argument("--name", default="bench_sim2real")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows of the report already in --out (same cases and seed) and add these "
+                             "variants' (each row records when it was measured)")
+    parser.add_argument("--render", metavar="JSON", help="only rewrite the .md of an earlier report from its .json")
+    parser.add_argument("--profile", default="smoke", help=argparse.SUPPRESS)  # the tests: tiny
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one variant in this process
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.render:
+        report = json.loads(Path(args.render).read_text())
+        write_report(Path(args.render).parent, Path(args.render).stem, report["title"],
+                     markdown_table(*table_of(report["results"])), report["results"], None, earlier=report)
+        return 0
+    real_dir = Path(args.real_dir) if args.real_dir else default_real_dir()
+    if real_dir is None:
+        parser.error("no real scans found in book/data/real or ../shared/real; give --real-dir")
+    if args.row:
+        print_row(run_variant(args.row, args.cases, args.seed, Path(args.data_dir), real_dir, Path(args.work),
+                              args.profile))
+        return 0
+
+    for variant in args.variants:
+        parse_variant(variant)  # fail early on a typo
+    algorithms_dir = Path(args.algorithms_dir) if args.algorithms_dir else real_dir / "algorithms"
+    real = real_cases(real_dir)
+    print(f"real scans: {', '.join(c.case_id for c in real)} in {real_dir}", flush=True)
+    earlier = Path(args.out or ".") / f"{args.name}.json"
+    if args.append and earlier.is_file():
+        results = json.loads(earlier.read_text())["results"]
+        if (results["cases"], results["seed"]) != (args.cases, args.seed):
+            parser.error(f"{earlier} has {results['cases']} cases and seed {results['seed']}: cannot append to it")
+        results["variants"] = [r for r in results["variants"] if r["variant"] not in args.variants]
+    else:
+        results = {"real_dir": str(real_dir), "cases": args.cases, "seed": args.seed,
+                   "real_threshold": tuned_threshold(real),
+                   "algorithms": algorithms_agreement(real_dir, algorithms_dir) if algorithms_dir.is_dir() else None,
+                   "variants": []}
+    for variant in args.variants:
+        print(f"variant {variant}: writing {args.cases} cases, training the U-Net (smoke), scoring ...", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-sim2real-") as work:
+            cmd = [sys.executable, __file__, "--row", variant, "--cases", str(args.cases), "--seed", str(args.seed),
+                   "--data-dir", args.data_dir, "--real-dir", str(real_dir), "--work", work,
+                   "--profile", args.profile]
+            try:
+                row = {**run_row(cmd), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            except RuntimeError as e:
+                print(f"  failed: {e}", file=sys.stderr)
+                row = {"variant": variant, "error": str(e).splitlines()[-1]}
+        results["variants"].append(row)
+        if "error" not in row:
+            print(f"  synthetic {_triple(row['synthetic'])}, real {_triple(row['real'])} ({_per_case(row['real'])})",
+                  flush=True)
+
+    title = (f"Trained on synthetic data only (chapter 2's U-Net, profile {args.profile}, {args.cases} cases, seed {args.seed}), "
+             f"scored on synthetic test cases and on {len(real)} real scans against the consensus of five BraTS "
+             "2020 algorithms")
+    notes = ("Real scans: " + ", ".join(c.case_id for c in real) + " (TCGA via the BraTS Toolkit; see "
+             "SOURCE.md). Their `seg` is a majority vote of five BraTS 2020 algorithms, not an expert annotation. "
+             "Dice and HD95 per region as the book evaluates (BraTS rule: an empty region predicted empty scores "
+             "Dice 1). Scan 902 has no enhancing tumour: a model that predicts none anywhere scores ET 1 there, so a "
+             "mean ET of 0.50 over the two scans can mean no enhancing tumour found in either (see the per-case column). "
+             "The tuned threshold is fitted on each case's own truth: a bound no model is given. One seed per row "
+             "and two real scans: small differences between rows need not hold for another seed or other scans.")
+    table = markdown_table(*table_of(results))
+    print(f"\n{title}\n{machine_summary()}\n\n{table}")
+    if args.out:
+        write_report(args.out, args.name, title, table, results, sys.argv, notes=notes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
