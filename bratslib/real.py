@@ -58,7 +58,7 @@ def _region_scores(scores: dict[str, float]) -> dict[str, float]:
 
 def algorithms_agreement(real_dir: str | os.PathLike, algorithms_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The algorithms' segmentations of each case scored against one another, every pair, with
-    the book's metrics (:func:`bratslib.metrics.evaluate_case`: Dice, HD95 per region).
+    the book's metrics (:func:`bratslib.metrics.case_scores`: Dice, HD95 per region).
 
     Returns:
         ``mean`` (over every pair of every case), ``per_case`` (mean over the pairs of each case)
@@ -66,7 +66,7 @@ def algorithms_agreement(real_dir: str | os.PathLike, algorithms_dir: str | os.P
     """
     import nibabel as nib
 
-    from bratslib.metrics import evaluate_case
+    from bratslib.metrics import case_scores
 
     folder = Path(algorithms_dir) if algorithms_dir is not None else Path(real_dir) / "algorithms"
     rows = []
@@ -75,7 +75,7 @@ def algorithms_agreement(real_dir: str | os.PathLike, algorithms_dir: str | os.P
         segs = {p.name.split(".")[0]: np.asarray(nib.load(p).dataobj).astype(np.uint8) for p in paths}
         spacing = tuple(float(z) for z in nib.load(files.seg).header.get_zooms()[:3])
         for (a, sa), (b, sb) in itertools.combinations(segs.items(), 2):
-            rows.append({"case_id": files.case_id, "pair": f"{a} / {b}", **_region_scores(evaluate_case(sa, sb, spacing))})
+            rows.append({"case_id": files.case_id, "pair": f"{a} / {b}", **_region_scores(case_scores(sa, sb, spacing))})
     if not rows:
         raise FileNotFoundError(f"no pair of algorithm segmentations under {folder}")
     keys = [k for k in rows[0] if k not in ("case_id", "pair")]
