@@ -93,7 +93,8 @@ def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed
     # the performance page includes the committed benchmark reports
     dom = dump_dom(html / "book" / "performance.html", tmp_path / "chromium-performance")
     tables = re.findall(r"<table\b.*?</table>", dom, flags=re.S)
-    assert len(tables) == 6, f"expected the 6 benchmark tables, found {len(tables)}"
+    assert len(tables) == 7, f"expected the 7 benchmark tables, found {len(tables)}"
+    assert any("the five BraTS 2020 algorithms, pairwise" in t for t in tables), "the sim2real table is missing"
     assert any("fits a 12 h Kaggle session" in t for t in tables), "the GPU check's projection is missing"
     assert any("naive, shuffled slices" in t for t in tables) and any("quantum_classifier" in t for t in tables)
     assert any("02_unet2d" in t for t in tables), "the book's timing table is missing"
