@@ -43,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_summary, markdown_table, print_row, run_row, write_report  # noqa: E402
+from benchmarks.common import machine_summary, markdown_table, print_row, rerender, run_row, write_report  # noqa: E402
 
 from bratslib.real import REGIONS, algorithms_agreement, real_cases, real_data_dir  # noqa: E402
 
@@ -194,10 +194,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.render:
-        report = json.loads(Path(args.render).read_text())
-        write_report(Path(args.render).parent, Path(args.render).stem, report["title"],
-                     markdown_table(*table_of(report["results"])), report["results"], None, earlier=report)
-        return 0
+        return rerender(args.render, table_of)
     real_dir = Path(args.real_dir) if args.real_dir else default_real_dir()
     if real_dir is None:
         parser.error("no real scans found in book/data/real or ../shared/real; give --real-dir")

@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    epoch_rates, gpu_names, machine_summary, markdown_table, peak_rss_mb, print_row, run_row, write_report,
+    epoch_rates, gpu_names, machine_summary, markdown_table, peak_rss_mb, print_row, rerender, run_row, write_report,
 )
 from bratslib.registry import MODELS  # noqa: E402
 
@@ -208,10 +208,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.render:
-        report = json.loads(Path(args.render).read_text())
-        write_report(Path(args.render).parent, Path(args.render).stem, report["title"],
-                     markdown_table(*table_of(report["results"])), report["results"], None, earlier=report)
-        return 0
+        return rerender(args.render, table_of)
     if args.row:
         model, profile, variant = args.row
         row = train_rate(model, profile, variant, args.warmup, args.steps)

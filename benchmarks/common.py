@@ -152,3 +152,13 @@ def run_row(cmd: Sequence[str]) -> dict:
     if done.returncode or not lines:
         raise RuntimeError(f"exit {done.returncode}: {done.stderr.strip()[-2000:]}")
     return json.loads(lines[0][len(ROW_PREFIX):])
+
+
+def rerender(json_path: str | os.PathLike, table_of) -> int:
+    """``--render JSON``: rewrite the ``.md`` of an earlier report from its ``.json``, the table
+    drawn again by ``table_of(results) -> (header, rows)``; returns the exit code 0."""
+    path = Path(json_path)
+    report = json.loads(path.read_text())
+    write_report(path.parent, path.stem, report["title"], markdown_table(*table_of(report["results"])),
+                 report["results"], None, earlier=report)
+    return 0
