@@ -34,6 +34,7 @@ from bratslib.data.cases import load_case, save_label_map
 from bratslib.data.layout import CaseFiles, find_cases
 from bratslib.data.preprocess import one_hot, paste_box, resize_back, to_brats_labels
 from bratslib.metrics import PooledDice, case_scores, classification_metrics, summarise
+from bratslib.registry import BASELINE_NAME
 from bratslib.results import Run
 
 
@@ -80,6 +81,15 @@ class Evaluation:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.info, "n_cases": len(self.per_case), "pooled_dice": self.pooled_dice, "summary": self.summary}
+
+    @classmethod
+    def saved(cls, run: Run) -> Evaluation | None:
+        """The run's own evaluation as :meth:`to_json` wrote it (``metrics.json``, ``per_case.csv``), or None."""
+        saved = run.metrics()
+        if saved is None:
+            return None
+        return cls(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
+                   {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -253,10 +263,9 @@ def evaluate_run(
         name = f"unfinished-epoch{int(run.state.get('epoch', -1)) + 1}"
         print(f"{run.name} has not finished training: this evaluation of the best model so far goes to "
               f"evaluations/{name}/, not to the run's metrics.json")
-    saved = run.metrics() if name is None else None
+    saved = Evaluation.saved(run) if name is None else None
     if saved is not None:
-        return Evaluation(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
-                          {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
+        return saved
     if model is None:
         from bratslib.models import load_model
 
@@ -341,7 +350,6 @@ def evaluate_baseline(train_cases: Sequence[CaseFiles], test_cases: Sequence[Cas
     return baseline, evaluation
 
 
-from bratslib.registry import BASELINE_NAME as BASELINE_MODEL  # noqa: E402  (the baseline's run name prefix)
 
 
 def baseline_run(data_dir: str | os.PathLike, split: Mapping[str, Sequence[str]], provenance: Mapping[str, Any], *,
@@ -363,17 +371,14 @@ def baseline_run(data_dir: str | os.PathLike, split: Mapping[str, Sequence[str]]
     from bratslib.baseline import ThresholdBaseline
     from bratslib.results import open_run
 
-    config = {"model": BASELINE_MODEL, "profile": profile, "fit_cases": int(fit_cases), "normalize": normalize,
+    config = {"model": BASELINE_NAME, "profile": profile, "fit_cases": int(fit_cases), "normalize": normalize,
               "task": {}}
-    run = open_run(f"{BASELINE_MODEL}-{profile}-seed{seed}", config, provenance, split, results_dir)
-    saved = run.metrics()
+    run = open_run(f"{BASELINE_NAME}-{profile}-seed{seed}", config, provenance, split, results_dir)
+    saved = Evaluation.saved(run)
     if saved is not None and run.finished:
         state = run.state
-        baseline = ThresholdBaseline(t_flair=state["t_flair"], t_t1ce=state["t_t1ce"],
-                                     train_scores=state.get("train_scores", {}))
-        evaluation = Evaluation(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
-                                {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
-        return baseline, evaluation
+        return ThresholdBaseline(t_flair=state["t_flair"], t_t1ce=state["t_t1ce"],
+                                 train_scores=state.get("train_scores", {})), saved
     baseline, evaluation = evaluate_baseline(run_cases(run, data_dir, "train")[:fit_cases], run_cases(run, data_dir, "test"),
                                              normalize=normalize, progress=progress)
     run.write_evaluation(evaluation.to_json(), evaluation.per_case)
