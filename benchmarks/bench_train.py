@@ -22,7 +22,9 @@ On a GPU every row is also measured with mixed precision and with XLA (``jit_com
 as ratios to the plain float32 row; on a CPU with native bfloat16 (AVX512-BF16, AMX) with
 ``mixed_bfloat16`` (``bf16``), the policy :func:`bratslib.training.precision_default` then
 trains with; ``--variants`` chooses them anywhere (on the CPU, XLA is off by default in Keras
-and slower; float16 has no CPU units, and bfloat16 without them is emulated).
+and slower; float16 has no CPU units, and bfloat16 without them is emulated).  ``size128`` is
+float32 with the report's 128 x 128 (128^3) input instead of the profile's: at ``smoke`` it
+measures what the 64 x 64 crops of the book's CPU budget buy.
 
 ``--out DIR`` also writes ``DIR/bench_train.md`` (shown in the book's performance page)
 and ``DIR/bench_train.json`` (``--name`` changes the name).
@@ -50,7 +52,7 @@ from bratslib.registry import MODELS  # noqa: E402
 FULL_TRAIN_CASES, SLICES_PER_CASE = 258, 155
 #: ``mixed``: Keras' mixed_float16 (GPUs with tensor cores); ``bf16``: mixed_bfloat16 (CPUs with
 #: native bfloat16, e.g. AVX512-BF16 or AMX); ``xla``: ``jit_compile``.
-VARIANTS = ("float32", "mixed", "bf16", "xla", "mixed+xla")
+VARIANTS = ("float32", "mixed", "bf16", "xla", "mixed+xla", "size128")
 
 
 def variant_policy(variant: str) -> str:
@@ -63,7 +65,7 @@ def default_variants() -> list[str]:
     from bratslib.training import cpu_has_native_bf16
 
     if gpu_names():
-        return [v for v in VARIANTS if v != "bf16"]
+        return [v for v in VARIANTS if v not in ("bf16", "size128")]
     return ["float32", "bf16"] if cpu_has_native_bf16() else ["float32"]
 
 
@@ -96,7 +98,7 @@ def epoch_samples(settings: dict, profile: str) -> int:
         return int(settings["samples_per_epoch"])
     if profile == "full":
         return FULL_TRAIN_CASES * (SLICES_PER_CASE if settings["mode"] == "2d" else 1)
-    return 14 * (SLICES_PER_CASE if settings["mode"] == "2d" else 1)  # 70 % of the book's 20 cases
+    return 20 * (SLICES_PER_CASE if settings["mode"] == "2d" else 1)  # the book's 20 training cases
 
 
 def train_rate(model_name: str, profile: str, variant: str, warmup: int, steps: int) -> dict:
@@ -109,6 +111,9 @@ def train_rate(model_name: str, profile: str, variant: str, warmup: int, steps: 
     from bratslib.training import peak_memory_mb, precision_policy
 
     setup, builder, kwargs = _setup(model_name, profile)
+    if variant == "size128":
+        setup.settings["size"] = 128
+        kwargs["input_shape"] = setup.input_shape
     s = setup.settings
     bs = s["batch_size"]
     keras.utils.set_random_seed(0)

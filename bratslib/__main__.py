@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     options = None if args.options is None else [o for o in args.options.split(",") if o and o != "none"]
     root = write_synthetic_dataset(args.out, n_cases=args.cases, seed=args.seed, compress=args.gz, progress=not args.quiet,
-                                   options=options)
+                                   options=options, workers=args.workers)
     print(f"wrote {args.cases} synthetic cases (seed {args.seed}) to {root}")
     return 0
 
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", type=int, default=20, help="number of cases (default 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same bytes")
     p.add_argument("--gz", action="store_true", help="write .nii.gz (official layout) instead of .nii (Kaggle)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="cases written at once, in worker processes (default: the CPU count); the bytes do not depend on it")
     p.add_argument("--options", help="the generator's options, comma-separated (contrast, artefacts, anatomy, glioma; "
                    "'none': the first generator); default: the synthetic default's")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -29,7 +29,8 @@ from bratslib.claims import (
 )
 from bratslib.data.augment import augment_config
 from bratslib.data.generators import Datasets, TumourSliceDataset, make_datasets
-from bratslib.data.source import data_provenance, resolve_data_dir
+from bratslib.data.source import SYNTHETIC_CASES, data_provenance, resolve_data_dir
+from bratslib.metrics import region_split
 from bratslib.profiles import profile_settings
 from bratslib.registry import ModelSpec
 from bratslib.training import TrainedRun, distribution_strategy, train
@@ -76,7 +77,7 @@ class ChapterSetup:
         return int(self.strategy.num_replicas_in_sync)
 
     @classmethod
-    def create(cls, chapter: str, profile: str, *, data_dir: str | os.PathLike | None = None, n_cases: int = 20,
+    def create(cls, chapter: str, profile: str, *, data_dir: str | os.PathLike | None = None, n_cases: int = SYNTHETIC_CASES,
                seed: int = 0, skip_bad_cases: bool = False, strategy: Any = None,
                time_limit_hours: float | None = None, resume_from: str | os.PathLike | None = None,
                results_dir: str | os.PathLike | None = None, **overrides: Any) -> ChapterSetup:
@@ -150,7 +151,7 @@ class ChapterSetup:
                              seed=self.seed, cache_dir=cache_dir, batch_size=s["batch_size"] * self.replicas,
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],
                              foreground_fraction=s["foreground_fraction"], skip_bad_cases=self.skip_bad_cases,
-                             crop=bool(s.get("crop", False)),
+                             crop=bool(s.get("crop", False)), fractions=tuple(s.get("split", (0.7, 0.15, 0.15))),
                              augment=augment_config(s["augment"]), progress=progress, **task)
         if made.skipped:
             print(f"{len(made.skipped)} case(s) left out because they cannot be read (skip_bad_cases=True); "
@@ -162,19 +163,36 @@ class ChapterSetup:
 
     def train(self, builder: Callable[..., Any], datasets: Datasets, *,
               results_dir: str | os.PathLike | None = None, extra_model_kwargs: Mapping[str, Any] | None = None,
-              **train_kwargs: Any) -> TrainedRun:
+              training_seed: int | None = None, **train_kwargs: Any) -> TrainedRun:
         """:func:`bratslib.training.train` of ``builder(**model_kwargs, **extra_model_kwargs)``
         with the profile's schedule, into the run ``<chapter>-<profile>-seed<seed>`` (or
         ``<model>-<profile>-seed<seed>`` when the builder is not the chapter's namesake);
-        ``train_kwargs`` go to :func:`~bratslib.training.train` (``loss``, ``metrics``, ``monitor``...)."""
+        ``train_kwargs`` go to :func:`~bratslib.training.train` (``loss``, ``metrics``, ``monitor``...).
+
+        ``training_seed``: another seed for the weights, dropout and the order of the training
+        slices, the split (hence the test cases) staying the chapter's: a *replicate* run,
+        named ``...-seed<seed>-train<training_seed>`` and marked ``"replicate": true`` in its
+        ``config.json``, which shows how far the numbers move with the seed alone
+        (:func:`bratslib.comparison.collect_replicates`); the results chapter's comparison
+        uses the chapter's own run."""
         s, kwargs = self.settings, {**self.model_kwargs, **dict(extra_model_kwargs or {})}
         config = {"chapter": self.chapter, "model": builder.__name__.removeprefix("build_"), "profile": self.profile,
                   "model_kwargs": kwargs, "task": {k: s[k] for k in ("n_classes", "min_tumour_pixels") if k in s}}
         name = self.run_name(builder if builder.__name__.removeprefix("build_") != self.chapter else None)
-        return train(lambda: builder(**kwargs), datasets, name=name, config=config, data=self.provenance,
-                     epochs=s["epochs"], learning_rate=s["learning_rate"], lr_patience=s["lr_patience"],
-                     stop_patience=s["stop_patience"], seed=self.seed, results_dir=results_dir,
-                     **{"strategy": self.strategy, "time_limit": self.time_limit_seconds, **train_kwargs})
+        seed = self.seed
+        if training_seed is not None and int(training_seed) != self.seed:
+            seed = int(training_seed)
+            name, config["replicate"] = f"{name}-train{seed}", True
+        order_seed = datasets.train.seed
+        datasets.train.seed = seed  # the training slices' order (the split is fixed already)
+        try:
+            return train(lambda: builder(**kwargs), datasets, name=name, config=config, data=self.provenance,
+                         epochs=s["epochs"], learning_rate=s["learning_rate"], lr_patience=s["lr_patience"],
+                         stop_patience=s["stop_patience"], seed=seed, results_dir=results_dir,
+                         **{"strategy": self.strategy, "time_limit": self.time_limit_seconds, **train_kwargs})
+        finally:
+            datasets.train.seed = order_seed
+            datasets.train.set_epoch(0)
 
     def baseline(self, datasets: Datasets, *, results_dir: str | os.PathLike | None = None, progress: bool = True):
         """Chapter 2's threshold baseline on this chapter's split (the same test cases as its
@@ -196,13 +214,32 @@ class ChapterSetup:
 def evaluation_table(evaluation, label: str, baseline=None):
     """The mean ± sd over the test cases of every metric (:data:`~bratslib.claims.EVALUATION_ROWS`),
     beside chapter 2's threshold baseline on the same cases when ``baseline`` (its evaluation,
-    :meth:`ChapterSetup.baseline`) is given."""
+    :meth:`ChapterSetup.baseline`) is given.
+
+    After the ET Dice come two rows that split it (:func:`bratslib.metrics.region_split`): its
+    mean over the cases that have enhancing tumour, and how many of the cases without it the
+    model left without it; by the BraTS rule the latter score 1 or 0, which the mean over all
+    cases mixes in."""
+    from IPython.display import Markdown
+
     from bratslib import viz
 
-    columns = {f"{label}, mean ± sd over test cases": evaluation.summary}
+    columns = {f"{label}, mean ± sd over test cases": evaluation}
     if baseline is not None:
-        columns["threshold baseline (chapter 2), same cases"] = baseline.summary
-    return viz.metric_table(columns, EVALUATION_ROWS)
+        columns["threshold baseline (chapter 2), same cases"] = baseline
+    body = []
+    for key, row in EVALUATION_ROWS.items():
+        body.append([row, *(viz.summary_cell(e.summary.get(key, {}), 3) for e in columns.values())])
+        if key == "dice_ET":
+            splits = [region_split(e.per_case, "ET") for e in columns.values()]
+            body.append(["Dice ET, only the cases with ET", *(
+                "n/a (no case has ET)" if not x["n_present"] else f"{x['dice_present']:.3f} ({x['n_present']} cases)"
+                for x in splits)])
+            body.append(["cases without ET left without ET", *(f"{x['absent_found']} of {x['n_absent']}" for x in splits)])
+    note = ("\n\nA case without enhancing tumour (ET) scores ET Dice 1 when the model predicts none and 0 for a "
+            "single false voxel (the BraTS rule), so the mean ET Dice over all cases mixes outlining ET where it "
+            "is with recognising that it is absent; the two rows after it answer those apart.")
+    return Markdown(viz.markdown_text(["", *columns], body) + note)
 
 
 def report_table(chapter: str, evaluation, result: TrainedRun):

@@ -91,7 +91,7 @@ def collect_runs(provenance: Mapping[str, Any], profile: str, results_dir: str |
         config = run.config
         if config.get("profile") != profile or not run.finished or not _same_data(run.data, provenance):
             continue
-        if config.get("model") == BASELINE_NAME and not include_baseline:
+        if config.get("model") == BASELINE_NAME and not include_baseline or config.get("replicate"):
             continue
         metrics = run.metrics()
         if metrics is None:
@@ -101,6 +101,34 @@ def collect_runs(provenance: Mapping[str, Any], profile: str, results_dir: str |
                                                            history[int(run.state["best_epoch"])] if history else {})
     others = sorted(set(found) - set(MODELS) - {BASELINE_NAME})
     return {m: found[m] for m in [*MODELS, *others, BASELINE_NAME] if m in found}
+
+
+def collect_replicates(provenance: Mapping[str, Any], profile: str, model: str,
+                       results_dir: str | os.PathLike | None = None) -> dict[int, ModelResult]:
+    """Every finished, evaluated run of ``model`` on this data and profile that differs from
+    the chapter's run only in its training seed (``ChapterSetup.train(training_seed=...)``),
+    the chapter's own run included: ``{training seed: ModelResult}``, sorted by seed (the
+    newest run of each seed).  All of them are scored on the same test cases."""
+    chapter_run, replicates = None, []
+    for run in find_runs(results_dir=results_dir):  # oldest first
+        config = run.config
+        if (config.get("model") != model or config.get("profile") != profile or not run.finished
+                or not _same_data(run.data, provenance) or run.metrics() is None):
+            continue
+        if config.get("replicate"):
+            replicates.append(run)
+        else:
+            chapter_run = run
+    if chapter_run is None:
+        return {}
+    found: dict[int, ModelResult] = {}
+    for run in [*replicates, chapter_run]:
+        if run.split.get("test") != chapter_run.split.get("test"):  # another split: other test cases
+            continue
+        history = run.history()
+        found[int(run.config["training"]["seed"])] = ModelResult(
+            model, run, run.metrics(), run.per_case(), history[int(run.state["best_epoch"])] if history else {})
+    return dict(sorted(found.items()))
 
 
 #: Fewer cases than this and an interval of a mean says too little to print as a range.
@@ -315,5 +343,5 @@ def _overall_values(results: Mapping[str, ModelResult]) -> dict[str, tuple[float
     }
 
 
-__all__ = ["AGREEMENT", "ModelResult", "collect_runs", "bootstrap_ci",
+__all__ = ["AGREEMENT", "ModelResult", "collect_runs", "collect_replicates", "bootstrap_ci",
            "paired_comparison", "claim_table"]

@@ -51,7 +51,7 @@ __all__ = [
     "training_metrics",
     "HD95_EMPTY_MM",
     "dice", "iou", "precision", "sensitivity", "specificity", "hausdorff95",
-    "case_scores", "summarise", "PooledDice", "classification_metrics",
+    "case_scores", "region_split", "summarise", "PooledDice", "classification_metrics",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -320,8 +320,10 @@ def case_scores(pred_labels: np.ndarray, true_labels: np.ndarray,
         classes present in truth or prediction, as ``keras.metrics.MeanIoU`` computes it),
         for each class key ``N`` of :data:`bratslib.labels.LABEL_KEYS` ``dice_N``, ``iou_N``,
         ``precision_N``, ``sensitivity_N``, ``specificity_N``, and for each region ``R`` of
-        :data:`bratslib.labels.REGIONS` ``dice_R``, ``sensitivity_R``, ``specificity_R``, ``hd95_R`` (mm).
-        Empty classes and regions follow the conventions of the module docstring.
+        :data:`bratslib.labels.REGIONS` ``dice_R``, ``sensitivity_R``, ``specificity_R``, ``hd95_R`` (mm)
+        and ``volume_R_ml``, the region's volume in the *truth* (millilitres; 0 where the case
+        has none, which :func:`region_split` uses).  Empty classes and regions follow the
+        conventions of the module docstring.
 
     Raises:
         ValueError: if the shapes differ or a volume holds a label outside ``{0, 1, 2, 4}``.
@@ -349,7 +351,30 @@ def case_scores(pred_labels: np.ndarray, true_labels: np.ndarray,
         out[f"sensitivity_{region}"] = overlap_ratio(tp, tp + fn, fp, fn)
         out[f"specificity_{region}"] = overlap_ratio(tn, tn + fp, fp, fn)
         out[f"hd95_{region}"] = hausdorff95(pred, truth, spacing)
+        out[f"volume_{region}_ml"] = float(tp + fn) * float(np.prod(spacing)) / 1000.0
     return out
+
+
+def region_split(per_case: Sequence[dict[str, Any]], region: str = "ET") -> dict[str, Any]:
+    """The Dice of ``region`` over cases, split by whether the truth holds the region.
+
+    By the BraTS rule (module docstring) a case without, say, enhancing tumour scores Dice 1
+    when the model predicts none and 0 for a single false voxel.  A mean over all cases then
+    mixes two questions: how well is the region outlined where it exists, and is its absence
+    recognised where it does not?  This answers them apart.
+
+    Args:
+        per_case: rows of :func:`case_scores` (with ``dice_R`` and ``volume_R_ml``).
+
+    Returns:
+        ``{"n_present": cases whose truth holds the region, "dice_present": their mean Dice
+        (NaN when there is none), "n_absent": cases without it, "absent_found": how many of
+        those the model left empty (Dice 1)}``.
+    """
+    present = [float(r[f"dice_{region}"]) for r in per_case if r[f"volume_{region}_ml"] > 0]
+    absent = [float(r[f"dice_{region}"]) for r in per_case if r[f"volume_{region}_ml"] == 0]
+    return {"n_present": len(present), "dice_present": float(np.mean(present)) if present else float("nan"),
+            "n_absent": len(absent), "absent_found": int(sum(d == 1.0 for d in absent))}
 
 
 def summarise(per_case: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -101,6 +101,9 @@ def test_the_chapter_tables_come_from_the_library(tiny_dataset):
     rows = evaluation_table(evaluation, "U-Net").data
     assert "U-Net, mean ± sd over test cases" in rows
     assert all(label in rows for label in EVALUATION_ROWS.values())
+    # both cases have ET (Dice 2/3 and 1): the split rows say so, and no case is without ET
+    assert f"| Dice ET, only the cases with ET | {(2 / 3 + 1) / 2:.3f} (2 cases) |" in rows
+    assert "| cases without ET left without ET | 0 of 0 |" in rows
 
     result = SimpleNamespace(best={"val_loss": 0.5, "val_accuracy": 0.99})
     report = report_table("unet2d", evaluation, result).data

@@ -363,9 +363,10 @@ EXPECTED_LINE = {
     "sensitivity_oedema": 2 / 3, "specificity_oedema": 5 / 7,
     "dice_enhancing": 2 / 3, "iou_enhancing": 1 / 2, "precision_enhancing": 1.0,
     "sensitivity_enhancing": 1 / 2, "specificity_enhancing": 1.0,
-    "dice_WT": 12 / 14, "sensitivity_WT": 6 / 7, "specificity_WT": 2 / 3, "hd95_WT": 2.0,
-    "dice_TC": 4 / 7, "sensitivity_TC": 2 / 4, "specificity_TC": 5 / 6, "hd95_TC": 2.0,
-    "dice_ET": 2 / 3, "sensitivity_ET": 1 / 2, "specificity_ET": 1.0, "hd95_ET": 1.8,
+    # volume_R_ml: the truth's voxels of the region times 2 mm^3 (spacing 1 x 2 x 1), in ml
+    "dice_WT": 12 / 14, "sensitivity_WT": 6 / 7, "specificity_WT": 2 / 3, "hd95_WT": 2.0, "volume_WT_ml": 7 * 2 / 1000,
+    "dice_TC": 4 / 7, "sensitivity_TC": 2 / 4, "specificity_TC": 5 / 6, "hd95_TC": 2.0, "volume_TC_ml": 4 * 2 / 1000,
+    "dice_ET": 2 / 3, "sensitivity_ET": 1 / 2, "specificity_ET": 1.0, "hd95_ET": 1.8, "volume_ET_ml": 2 * 2 / 1000,
 }
 
 
@@ -374,6 +375,17 @@ def test_case_scores_by_hand():
     assert list(result) == list(EXPECTED_LINE)
     assert result == pytest.approx(EXPECTED_LINE, abs=1e-12)
     assert all(type(v) is float for v in result.values())
+
+
+def test_region_split_separates_cases_without_the_region():
+    with_et = M.case_scores(PRED_LINE, TRUE_LINE)  # ET present, Dice 2/3
+    no_et = TRUE_LINE.copy()
+    no_et[no_et == 4] = 1
+    found = M.case_scores(no_et, no_et)  # no ET anywhere: Dice 1 by the BraTS rule
+    false_alarm = M.case_scores(TRUE_LINE, no_et)  # ET predicted where there is none: Dice 0
+    split = M.region_split([with_et, found, false_alarm], "ET")
+    assert split == {"n_present": 1, "dice_present": pytest.approx(2 / 3), "n_absent": 2, "absent_found": 1}
+    assert np.isnan(M.region_split([found], "ET")["dice_present"])
 
 
 def test_case_scores_mean_iou_matches_keras():

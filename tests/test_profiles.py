@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bratslib.claims import CLAIMS_FILE, load_claims
-from bratslib.profiles import PROFILES, profile_settings
+from bratslib.profiles import PROFILES, optimizer_steps, profile_settings
+from bratslib.registry import MODELS
 
 
 def test_every_chapter_has_the_three_profiles_with_the_same_settings():
@@ -13,6 +14,33 @@ def test_every_chapter_has_the_three_profiles_with_the_same_settings():
         assert set(profiles) == {"tiny", "smoke", "full"}, chapter
         keys = {name: set(p) for name, p in profiles.items()}
         assert keys["tiny"] == keys["smoke"] == keys["full"], chapter
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full"])
+def test_every_segmentation_chapter_trains_with_one_budget(profile):
+    """Same split, crop, batch, schedule and number of steps for every 2-D segmentation model of a
+    profile; the 3-D model takes about as many steps (one volume each) on the same split."""
+    chapters = {spec.profile for spec in MODELS.values() if spec.task == "segmentation"}
+    shared = ("split", "crop", "size", "batch_size", "epochs", "samples_per_epoch", "foreground_fraction",
+              "learning_rate", "lr_patience", "stop_patience", "augment")
+    two_d = [profile_settings(c, profile) for c in sorted(chapters) if profile_settings(c, profile)["mode"] == "2d"]
+    assert len(two_d) == 5
+    for key in shared:
+        assert len({repr(s[key]) for s in two_d}) == 1, key
+    three_d = profile_settings("unet3d", profile)
+    assert three_d["split"] == two_d[0]["split"] and three_d["crop"] == two_d[0]["crop"]
+    if profile == "smoke":
+        assert optimizer_steps(two_d[0]) == 320
+        train_volumes = 40 * three_d["split"][0]  # the synthetic default's 40 cases
+        assert abs(three_d["epochs"] * train_volumes - optimizer_steps(two_d[0])) <= 0.05 * 320
+
+
+def test_smoke_split_leaves_twelve_test_cases_of_the_synthetic_default():
+    from bratslib.data.source import SYNTHETIC_CASES
+    from bratslib.data.splits import split_cases
+
+    split = split_cases([f"c{k:02d}" for k in range(SYNTHETIC_CASES)], profile_settings("unet2d", "smoke")["split"])
+    assert [len(split[k]) for k in ("train", "val", "test")] == [20, 8, 12]
 
 
 def test_full_profile_is_the_report_setting():

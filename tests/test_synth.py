@@ -201,6 +201,11 @@ def test_same_seed_same_bytes(dataset, tmp_path):
     assert _hashes(tmp_path) == _hashes(dataset)
 
 
+def test_worker_processes_write_the_same_bytes(dataset, tmp_path):
+    write_synthetic_dataset(tmp_path, n_cases=2, seed=SEED, progress=False, workers=2)
+    assert _hashes(tmp_path) == _hashes(dataset)
+
+
 def test_other_seed_other_bytes(cases, other_case):
     assert not np.array_equal(other_case.images["flair"], cases[0].flair.astype(np.int16))
     assert not np.array_equal(other_case.seg, cases[0].seg)

@@ -818,8 +818,25 @@ def _claim(out: Path, data_dir: Path, provenance: dict) -> None:
     write_bytes_atomic(path, (json.dumps(provenance, indent=2) + "\n").encode())
 
 
+def _write_case(data_dir: Path, k: int, seed: np.random.SeedSequence, suffix: str, opts, compress: bool) -> tuple[str, str]:
+    """Write case ``k`` (0-based) unless its five files exist; returns ``(case_id, grade)``."""
+    case_id = f"BraTS20_Training_{k + 1:03d}"
+    folder = data_dir / case_id
+    paths = {m: folder / f"{case_id}_{m}{suffix}" for m in (*MODALITIES, "seg")}
+    if all(p.exists() for p in paths.values()):
+        log.info("%s: complete, skipped", case_id)
+        enhancing = bool((np.asarray(nib.load(paths["seg"]).dataobj) == 4).any())
+    else:
+        case = synthesize_case(seed, options=opts)
+        folder.mkdir(exist_ok=True)
+        for m, p in paths.items():
+            write_bytes_atomic(p, _nifti_bytes(case.seg if m == "seg" else case.images[m], compress))
+        enhancing = bool((case.seg == 4).any())
+    return case_id, "HGG" if enhancing else "LGG"
+
+
 def write_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int = 0, *,
-                            compress: bool = False, progress: bool = True, options=None) -> Path:
+                            compress: bool = False, progress: bool = True, options=None, workers: int = 1) -> Path:
     """Write ``n_cases`` synthetic cases in the layout of the Kaggle BraTS 2020 release.
 
     Case ``k`` (1-based, ``BraTS20_Training_{k:03d}``) is :func:`synthesize_case` of the
@@ -839,6 +856,8 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int 
         options: the generator's options (:func:`synth_options`): None for the default
             (:data:`DEFAULT_OPTIONS`), ``()`` for the first generator; recorded in
             ``bratslib_synthetic.json``.
+        workers: write that many cases at once, in worker processes (the bytes do not
+            depend on it: each case has its own seed).
 
     Returns:
         The ``MICCAI_BraTS2020_TrainingData`` folder that holds the case folders.
@@ -857,21 +876,17 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int 
     seeds = np.random.SeedSequence(seed).spawn(n_cases)
     from tqdm import tqdm
 
-    grades = []
-    for k in tqdm(range(n_cases), desc="synthetic BraTS", unit="case", disable=not progress):
-        case_id = f"BraTS20_Training_{k + 1:03d}"
-        folder = data_dir / case_id
-        paths = {m: folder / f"{case_id}_{m}{suffix}" for m in (*MODALITIES, "seg")}
-        if all(p.exists() for p in paths.values()):
-            log.info("%s: complete, skipped", case_id)
-            enhancing = bool((np.asarray(nib.load(paths["seg"]).dataobj) == 4).any())
-        else:
-            case = synthesize_case(seeds[k], options=opts)
-            folder.mkdir(exist_ok=True)
-            for m, p in paths.items():
-                write_bytes_atomic(p, _nifti_bytes(case.seg if m == "seg" else case.images[m], compress))
-            enhancing = bool((case.seg == 4).any())
-        grades.append((case_id, "HGG" if enhancing else "LGG"))
+    jobs = [(data_dir, k, seeds[k], suffix, opts, compress) for k in range(n_cases)]
+    bar = functools.partial(tqdm, total=n_cases, desc="synthetic BraTS", unit="case", disable=not progress)
+    if int(workers) > 1 and n_cases > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the caller may be a kernel with TensorFlow's threads running
+        with ProcessPoolExecutor(min(int(workers), n_cases), mp_context=multiprocessing.get_context("spawn")) as pool:
+            grades = list(bar(pool.map(_write_case, *zip(*jobs))))
+    else:
+        grades = [_write_case(*job) for job in bar(jobs)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(NAME_MAPPING_COLUMNS)
