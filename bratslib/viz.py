@@ -536,6 +536,39 @@ def history_figure(
     return fig
 
 
+def maps_figure(image: np.ndarray, maps: Mapping[str, np.ndarray], *, outline: np.ndarray | None = None,
+                title: str | None = None, height: int = 330, colorbar_title: str = "") -> go.Figure:
+    """An image in grey beside maps of values in [0, 1] over it (attention coefficients and the like).
+
+    Args:
+        image: (H, W), e.g. a FLAIR slice at the model's input size (axes x, y: shown through
+            :func:`display_image`, as are the maps and the outline).
+        maps: panel title -> (h, w) map, h and w dividing H and W (a coarser map is shown
+            with its pixels repeated, never interpolated: what the network computed).
+        outline: (H, W) bool, e.g. the tumour in the truth, drawn as a contour on every panel.
+    """
+    from plotly.subplots import make_subplots
+
+    titles = ["image", *maps]
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.02)
+    fig.add_trace(go.Heatmap(z=display_image(np.asarray(image, np.float32)), colorscale="gray", showscale=False,
+                             hoverinfo="skip"), row=1, col=1)
+    height_px, width_px = np.shape(image)
+    for col, values in enumerate(maps.values(), start=2):
+        values = np.asarray(values, np.float32)
+        up = np.repeat(np.repeat(values, height_px // values.shape[0], axis=0), width_px // values.shape[1], axis=1)
+        fig.add_trace(go.Heatmap(z=display_image(up), zmin=0, zmax=1, colorscale="Viridis", showscale=col == 2,
+                                 colorbar=dict(title=colorbar_title, len=0.8)), row=1, col=col)
+    if outline is not None:
+        for col in range(1, len(titles) + 1):
+            fig.add_trace(go.Contour(z=display_image(np.asarray(outline, np.float32)), showscale=False, hoverinfo="skip",
+                                     contours=dict(start=0.5, end=0.5, coloring="lines"),
+                                     line=dict(color="#ff4136", width=1.5)), row=1, col=col)
+    _equal_aspect_image_axes(fig, len(titles))
+    fig.update_layout(title=title, height=height, template="plotly_white", margin=dict(l=10, r=10, t=70 if title else 40, b=10))
+    return fig
+
+
 def summary_cell(stats: Mapping[str, float], digits: int = 3) -> str:
     """One table cell from :func:`bratslib.metrics.summarise` statistics: ``mean ± sd``."""
     mean, std = stats.get("mean"), stats.get("std")

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from bratslib.models.attention_unet import build_attention_unet
+from bratslib.models.attention_unet import attention_coefficients, build_attention_unet
 
 # Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
 TINY = dict(input_shape=(16, 16, 2), n_classes=2, base_filters=4, depth=2)
@@ -25,6 +25,11 @@ def test_attention_coefficients_are_in_0_1_at_the_skip_size():
         skip = model.get_layer(f"enc{level}_relu2").output
         assert alpha.shape == (2, *skip.shape[1:3], 1) == (2, 32 // 2**level, 32 // 2**level, 1)
         assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+    # the library's helper returns the same maps, without the channel axis
+    for ours, alpha in zip(attention_coefficients(model, x), alphas, strict=True):
+        np.testing.assert_allclose(ours, alpha[..., 0], atol=1e-6)
+    with pytest.raises(ValueError, match="no attention gates"):
+        attention_coefficients(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]), np.zeros((1, 4)))
 
 
 @pytest.mark.parametrize(

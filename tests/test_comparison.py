@@ -128,3 +128,17 @@ def test_pairwise_comparisons_say_when_cases_are_too_few_and_which_pairs_differ(
     assert all(r["p_holm"] >= r["p"] for r in rows)
     text = comparisons_verdict(rows)
     assert "significant at 0.05 after Holm's correction" in text and "2D U-Net vs 3D U-Net" in text
+
+
+@pytest.mark.parametrize("n_cases, can_tell", [(11, False), (12, True)])
+def test_twelve_test_cases_are_the_fewest_at_which_the_book_ranking_can_reach_significance(n_cases, can_tell):
+    """Chapter 9 ranks six networks and the baseline on WT, TC and ET Dice: 21 pairs x 3 = 63 tests.
+    Only from 12 cases can a Wilcoxon p (at best 2 / 2**n) survive Holm's correction: the smoke split."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    results = {f"model {k}": SimpleNamespace(per_case=[{"case_id": f"c{i}", **{key: float(rng.random())
+               for key in ("dice_WT", "dice_TC", "dice_ET")}} for i in range(n_cases)]) for k in range(7)}
+    rows = pairwise_comparisons(results, ["dice_WT", "dice_TC", "dice_ET"])
+    assert len(rows) == 63
+    assert all((r["verdict"] != "too few cases to tell") == can_tell for r in rows)

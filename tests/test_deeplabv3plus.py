@@ -75,3 +75,14 @@ def test_a_failed_download_is_recorded_on_the_model(monkeypatch):
     with pytest.warns(PretrainedWeightsWarning, match="NOT pre-trained"):
         model = build_deeplabv3plus((32, 32, 3), encoder_weights="imagenet")
     assert model.encoder_weights == f"random (imagenet download failed: {URL_FAILURE})"
+
+
+def test_atrous_coverage_counts_the_taps_on_the_map():
+    from bratslib.models.deeplabv3plus import atrous_coverage
+
+    # 4 x 4 map, rate 1: per axis the edge positions have 2 of 3 taps inside, the middle ones 3 of 3
+    assert atrous_coverage(4, 1) == pytest.approx((10 / 12) ** 2)
+    # a rate at least the map's size: only the centre tap is ever on the map
+    assert atrous_coverage(4, 6) == atrous_coverage(8, 12) == pytest.approx(1 / 9)
+    assert atrous_coverage(32, 6) > atrous_coverage(8, 6) > atrous_coverage(4, 6)
+    assert atrous_coverage(1000, 1) > 0.99

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bratslib.losses import DiceFocalLoss
-from bratslib.models.transunet import PositionEmbedding, build_transunet
+from bratslib.models.transunet import PositionEmbedding, attention_maps, build_transunet
 
 # Keras 3.15 converts TF tensors with np.array(x), which numpy 2 warns about on every predict.
 #: The docstring's settings: report-like (with 4 and 12 transformer layers) and CPU smoke;
@@ -46,6 +46,12 @@ def test_the_transformer_sees_one_token_per_pixel_of_the_deepest_map():
     scores = keras.ops.convert_to_numpy(scores)
     assert scores.shape == (1, 2, tokens, tokens)
     np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
+    # attention_maps does the same for every block
+    maps = attention_maps(model, x)
+    assert len(maps) == TINY.get("num_layers", 1) and maps[0].shape == (1, 2, tokens, tokens)
+    np.testing.assert_allclose(maps[0], scores, atol=1e-5)
+    with pytest.raises(ValueError, match="no transformer blocks"):
+        attention_maps(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]), np.zeros((1, 4)))
 
 
 def test_bad_sizes_raise_naming_the_constraint():

@@ -25,11 +25,14 @@ The coefficients of level ``l`` (0 the finest) are the output of the layer named
     maps = [model.get_layer(f"att{l}_coefficients").output for l in range(depth)]
     explain = keras.Model(model.inputs, [model.output, *maps])
     probabilities, *alphas = explain.predict(images)  # alphas[l]: (B, H / 2**l, W / 2**l, 1)
+
+which is what :func:`attention_coefficients` does.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from bratslib.models.unet2d import check_size, conv_block, encoder
@@ -91,3 +94,22 @@ def build_attention_unet(
     x = layers.Conv2D(n_classes, 1, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def attention_coefficients(model: keras.Model, images) -> list[np.ndarray]:
+    """The gates' coefficients for a batch of images, one array per level.
+
+    Args:
+        model: a model of :func:`build_attention_unet` (trained or not).
+        images: (B, H, W, C) float, the model's input.
+
+    Returns:
+        ``[alpha_0, alpha_1, ...]``, level 0 the finest: float32 ``(B, H / 2**l, W / 2**l)``,
+        values in [0, 1], the weight each pixel of that level's skip features passes with.
+    """
+    depth = sum(layer.name.endswith("_coefficients") for layer in model.layers)
+    if depth == 0:
+        raise ValueError(f"{model.name} has no attention gates (no layer named att<l>_coefficients)")
+    maps = [model.get_layer(f"att{level}_coefficients").output for level in range(depth)]
+    out = keras.Model(model.inputs, maps)(np.asarray(images, np.float32), training=False)
+    return [np.asarray(keras.ops.convert_to_numpy(a), np.float32)[..., 0] for a in (out if depth > 1 else [out])]

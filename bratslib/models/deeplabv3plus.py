@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from bratslib.models.backbones import resnet50_encoder
@@ -56,6 +57,21 @@ def aspp(x, filters: int = 256, rates: Sequence[int] = (6, 12, 18), name: str = 
     ]
     x = layers.Concatenate(name=f"{name}_concat")(branches)
     return convolution_block(x, filters, 1, name=f"{name}_project")
+
+
+def atrous_coverage(map_size: int, rate: int, kernel_size: int = 3) -> float:
+    """The share of a dilated convolution's taps that fall on the feature map, not its padding.
+
+    A ``kernel_size`` x ``kernel_size`` kernel dilated by ``rate`` reaches ``rate * (kernel_size
+    // 2)`` pixels from its centre.  On a ``map_size`` x ``map_size`` map with "same" padding,
+    this averages, over every output position, the fraction of the kernel's taps that land
+    inside the map: 1.0 when the kernel fits everywhere; ``1 / kernel_size**2`` when only the
+    centre tap ever does (the branch is then a 1 x 1 convolution that pays for nine taps).
+    """
+    offsets = (np.arange(kernel_size) - kernel_size // 2) * int(rate)
+    positions = np.arange(int(map_size))
+    inside = ((positions[:, None] + offsets[None, :] >= 0) & (positions[:, None] + offsets[None, :] < map_size)).mean()
+    return float(inside**2)  # the two axes are independent
 
 
 def build_deeplabv3plus(

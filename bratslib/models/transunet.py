@@ -32,6 +32,7 @@ report used three).  The paper's encoder remains an option:
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from bratslib.models.resnet_classifier import basic_block
@@ -121,6 +122,7 @@ def build_transunet(
         _, scores = attention(tokens, tokens, return_attention_scores=True)  # (B, heads, h*w, h*w)
 
     (A second *symbolic* call with two outputs is rejected by Keras 3.15's graph check.)
+    :func:`attention_maps` does this for every block.
     """
     height, width = input_shape[:2]
     factor = 2**depth
@@ -159,3 +161,29 @@ def build_transunet(
     x = layers.Conv2D(n_classes, 1, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def attention_maps(model: keras.Model, images) -> list[np.ndarray]:
+    """Where each transformer block of a TransUNet looks, for a batch of images.
+
+    Args:
+        model: a model of :func:`build_transunet` (trained or not).
+        images: (B, H, W, C) float, the model's input.
+
+    Returns:
+        One array per block, in order: float32 ``(B, heads, N, N)``, ``N = h * w`` tokens
+        (row-major over the ``h x w`` deepest map, ``h = H / 2**depth``); row ``q`` holds the
+        softmax weights token ``q`` gives every token (each row sums to 1).
+    """
+    blocks = sorted(int(layer.name.removeprefix("transformer").removesuffix("_attention")) for layer in model.layers
+                    if layer.name.startswith("transformer") and layer.name.endswith("_attention"))
+    if not blocks:
+        raise ValueError(f"{model.name} has no transformer blocks (no layer named transformer<i>_attention)")
+    norms = keras.Model(model.inputs, [model.get_layer(f"transformer{i}_norm1").output for i in blocks])
+    tokens = norms(np.asarray(images, np.float32), training=False)
+    tokens = tokens if len(blocks) > 1 else [tokens]
+    maps = []
+    for i, x in zip(blocks, tokens):
+        _, scores = model.get_layer(f"transformer{i}_attention")(x, x, return_attention_scores=True, training=False)
+        maps.append(np.asarray(keras.ops.convert_to_numpy(scores), np.float32))
+    return maps
