@@ -1,6 +1,6 @@
 """Does what the synthetic data teaches carry over to real MRI?  One row per generator variant.
 
-    .venv/bin/python benchmarks/bench_sim2real.py [--cases 20] [--variants v1 default ...] [--out benchmarks/results]
+    .venv/bin/python benchmarks/bench_sim2real.py [--cases 40] [--variants v1 default ...] [--out benchmarks/results]
 
 For each variant of the synthetic generator (``--variants``), in a fresh Python process:
 
@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine_summary, markdown_table, print_row, rerender, run_row, write_report  # noqa: E402
 
+from bratslib.data.source import SYNTHETIC_CASES  # noqa: E402
 from bratslib.real import REGIONS, algorithms_agreement, real_cases, real_data_dir  # noqa: E402
 
 
@@ -174,7 +175,8 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", nargs="*", default=["v1", "default"], help="generator variants (see above)")
-    parser.add_argument("--cases", type=int, default=20, help="synthetic cases per variant (the book's 20)")
+    parser.add_argument("--cases", type=int, default=SYNTHETIC_CASES,
+                        help=f"synthetic cases per variant (the book's {SYNTHETIC_CASES})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=str(ROOT / "build" / "bench-sim2real"),
                         help="where each variant's synthetic data is written (kept for later runs)")

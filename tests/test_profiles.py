@@ -30,9 +30,9 @@ def test_every_segmentation_chapter_trains_with_one_budget(profile):
     three_d = profile_settings("unet3d", profile)
     assert three_d["split"] == two_d[0]["split"] and three_d["crop"] == two_d[0]["crop"]
     if profile == "smoke":
-        assert optimizer_steps(two_d[0]) == 320
+        assert optimizer_steps(two_d[0]) == 256
         train_volumes = 40 * three_d["split"][0]  # the synthetic default's 40 cases
-        assert abs(three_d["epochs"] * train_volumes - optimizer_steps(two_d[0])) <= 0.05 * 320
+        assert abs(three_d["epochs"] * train_volumes - optimizer_steps(two_d[0])) <= 0.05 * 256
 
 
 def test_smoke_split_leaves_twelve_test_cases_of_the_synthetic_default():

@@ -20,7 +20,9 @@ channel axis, when there is one, comes last.  The 2-D pipeline puts slices first
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -145,7 +147,7 @@ def _resize(volume: np.ndarray, spatial_shape: Sequence[int], order: int) -> np.
 
     Trailing axes (slices, channels) are left alone: each 2-D or 3-D block is zoomed on its
     own with :func:`scipy.ndimage.zoom`, which is faster than zooming with a factor of 1 along
-    the trailing axes.  Pixel areas are aligned (``grid_mode=True``: the convention of
+    the trailing axes (in threads, one per core).  Pixel areas are aligned (``grid_mode=True``: the convention of
     ``cv2.resize``, ``tf.image.resize`` and ``skimage.transform.resize``) and edges are
     extended with the nearest value.  The dtype is kept.
     """
@@ -159,8 +161,18 @@ def _resize(volume: np.ndarray, spatial_shape: Sequence[int], order: int) -> np.
     factors = [new / old for new, old in zip(spatial_shape, volume.shape[:n])]
     blocks = np.ascontiguousarray(np.moveaxis(volume.reshape(volume.shape[:n] + (-1,)), -1, 0))
     out = np.empty((len(blocks),) + spatial_shape, volume.dtype)
-    for block, resized in zip(blocks, out):
-        ndimage.zoom(block, factors, output=resized, order=order, mode="nearest", grid_mode=True, prefilter=order > 1)
+
+    def zoom(k: int) -> None:
+        ndimage.zoom(blocks[k], factors, output=out[k], order=order, mode="nearest", grid_mode=True, prefilter=order > 1)
+
+    # scipy's zoom releases the GIL: blocks are resized on every core (each on its own: the same result)
+    workers = min(len(blocks), os.cpu_count() or 1, 8)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(zoom, range(len(blocks))))
+    else:
+        for k in range(len(blocks)):
+            zoom(k)
     return np.moveaxis(out, 0, -1).reshape(spatial_shape + volume.shape[n:])
 
 

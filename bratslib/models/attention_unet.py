@@ -111,5 +111,5 @@ def attention_coefficients(model: keras.Model, images) -> list[np.ndarray]:
     if depth == 0:
         raise ValueError(f"{model.name} has no attention gates (no layer named att<l>_coefficients)")
     maps = [model.get_layer(f"att{level}_coefficients").output for level in range(depth)]
-    out = keras.Model(model.inputs, maps)(np.asarray(images, np.float32), training=False)
+    out = keras.Model(model.input, maps)(np.asarray(images, np.float32), training=False)
     return [np.asarray(keras.ops.convert_to_numpy(a), np.float32)[..., 0] for a in (out if depth > 1 else [out])]

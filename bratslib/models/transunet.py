@@ -179,7 +179,7 @@ def attention_maps(model: keras.Model, images) -> list[np.ndarray]:
                     if layer.name.startswith("transformer") and layer.name.endswith("_attention"))
     if not blocks:
         raise ValueError(f"{model.name} has no transformer blocks (no layer named transformer<i>_attention)")
-    norms = keras.Model(model.inputs, [model.get_layer(f"transformer{i}_norm1").output for i in blocks])
+    norms = keras.Model(model.input, [model.get_layer(f"transformer{i}_norm1").output for i in blocks])
     tokens = norms(np.asarray(images, np.float32), training=False)
     tokens = tokens if len(blocks) > 1 else [tokens]
     maps = []
