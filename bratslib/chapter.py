@@ -239,7 +239,20 @@ def evaluation_table(evaluation, label: str, baseline=None):
     note = ("\n\nA case without enhancing tumour (ET) scores ET Dice 1 when the model predicts none and 0 for a "
             "single false voxel (the BraTS rule), so the mean ET Dice over all cases mixes outlining ET where it "
             "is with recognising that it is absent; the two rows after it answer those apart.")
+    if baseline is not None:
+        note += "\n\n" + baseline_verdict(evaluation, baseline, label)
     return Markdown(viz.markdown_text(["", *columns], body) + note)
+
+
+def baseline_verdict(evaluation, baseline, label: str) -> str:
+    """One sentence, computed: on which regions the mean Dice of ``evaluation`` is above the
+    threshold baseline's on the same cases, and on which it is not (a comparison of means; the
+    paired tests are chapter 9's)."""
+    above = [r for r in ("WT", "TC", "ET") if evaluation.mean(f"dice_{r}") > baseline.mean(f"dice_{r}")]
+    below = [r for r in ("WT", "TC", "ET") if r not in above]
+    parts = ([f"above the threshold baseline on {', '.join(above)}"] if above else []) + \
+            ([f"not above it on {', '.join(below)}"] if below else [])
+    return f"Mean Dice of the {label} over these {len(evaluation.per_case)} test cases: " + "; ".join(parts) + "."
 
 
 def report_table(chapter: str, evaluation, result: TrainedRun):
@@ -293,5 +306,5 @@ def median_case_viewer(result: TrainedRun, evaluation, data_root: str | os.PathL
     return figure, files
 
 
-__all__ = ["ChapterSetup", "classification_training", "evaluation_table", "median_case_viewer", "report_table", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
+__all__ = ["ChapterSetup", "baseline_verdict", "classification_training", "evaluation_table", "median_case_viewer", "report_table", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
            "claims_rows"]

@@ -64,4 +64,18 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-__all__ = ["atomic_path", "write_bytes_atomic"]
+def copy_atomic(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path`` becomes a complete copy of the file ``source``, or does not appear: a hard link
+    where the file system allows one (instant, no second copy of the bytes: a checkpoint of a
+    ResNet50 is 330 MB), else the bytes written through :func:`write_bytes_atomic`.  The two
+    names then stay independent: removing or replacing one leaves the other whole."""
+    source, path = Path(source), Path(path)
+    with atomic_path(path) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links here (another file system, some network drives)
+            tmp.write_bytes(source.read_bytes())
+    return path
+
+
+__all__ = ["atomic_path", "copy_atomic", "write_bytes_atomic"]

@@ -47,7 +47,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bratslib.files import atomic_path, write_bytes_atomic
+from bratslib.files import atomic_path, copy_atomic, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -294,8 +294,7 @@ class Run:
         folder = self.checkpoint_dir
         last = self.save_model(model, folder / f"epoch-{epoch:04d}.keras")
         if improved:
-            best = folder / f"best-epoch-{epoch:04d}.keras"
-            write_bytes_atomic(best, last.read_bytes())
+            best = copy_atomic(last, folder / f"best-epoch-{epoch:04d}.keras")
         else:
             best = folder / self.state["best_checkpoint"]
         self.write_state(status="training", epoch=epoch, checkpoint=last.name, best_checkpoint=best.name, **state)
@@ -320,7 +319,7 @@ class Run:
             return self.model_path
         if current["status"] != "training":
             raise RuntimeError(f"{self.path}: nothing trained yet, cannot finish the run")
-        write_bytes_atomic(self.model_path, (self.checkpoint_dir / current["best_checkpoint"]).read_bytes())
+        copy_atomic(self.checkpoint_dir / current["best_checkpoint"], self.model_path)
         keep = {k: current[k] for k in ("epoch", "best", "best_epoch", "monitor") if k in current}
         self.write_state(status="finished", **keep, **state)
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import math
 
 import pytest
@@ -104,6 +106,12 @@ def test_the_chapter_tables_come_from_the_library(tiny_dataset):
     # both cases have ET (Dice 2/3 and 1): the split rows say so, and no case is without ET
     assert f"| Dice ET, only the cases with ET | {(2 / 3 + 1) / 2:.3f} (2 cases) |" in rows
     assert "| cases without ET left without ET | 0 of 0 |" in rows
+    # beside a baseline, one computed sentence says where the model's mean is above it
+    empty = case_scores(np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 4), np.uint8))  # Dice 1 everywhere
+    perfect = Evaluation([{"case_id": "c0", **empty}], summarise([empty]), pooled_dice=1.0)
+    weaker = _evaluation()
+    beside = evaluation_table(weaker, "U-Net", baseline=perfect).data
+    assert "Mean Dice of the U-Net over these 2 test cases: not above it on WT, TC, ET." in beside
 
     result = SimpleNamespace(best={"val_loss": 0.5, "val_accuracy": 0.99})
     report = report_table("unet2d", evaluation, result).data

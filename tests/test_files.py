@@ -58,3 +58,23 @@ def test_the_suffix_ends_the_temporary_name(tmp_path):
         tmp.write_bytes(b"x")
     assert seen[0].name.endswith(".tmp.keras") and seen[0].name.startswith(".model.keras.")
     assert seen[0].parent == tmp_path and (tmp_path / "model.keras").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_copy_atomic_links_or_copies_and_the_names_stay_independent(tmp_path, monkeypatch, links):
+    import os
+
+    from bratslib.files import copy_atomic
+
+    source = tmp_path / "epoch-0001.keras"
+    source.write_bytes(b"weights" * 1000)
+    if not links:
+        def no_links(*args, **kwargs):
+            raise OSError("hard links not supported")
+        monkeypatch.setattr(os, "link", no_links)
+    copy = copy_atomic(source, tmp_path / "best" / "best-epoch-0001.keras")
+    assert copy.read_bytes() == source.read_bytes()
+    assert (copy.stat().st_ino == source.stat().st_ino) == links
+    source.unlink()  # the checkpoint it came from is removed: the copy stays whole
+    assert copy.read_bytes() == b"weights" * 1000
+    assert [p.name for p in copy.parent.iterdir()] == [copy.name]  # no temporary file left

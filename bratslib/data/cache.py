@@ -42,6 +42,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -255,17 +256,29 @@ class PreprocessedCache:
                 self._skip_or_raise(e, skip_bad)
                 paths.append(None)
         todo = [(f, p) for f, p in zip(files, paths) if p is not None and not (p / "meta.json").is_file()]
-        if todo and progress:
-            from tqdm import tqdm
-
-            todo = tqdm(todo, desc=f"preprocessing into {self.folder.name}", unit="case", file=sys.stderr)
         bad = set()
-        for f, p in todo:
+
+        def write(item):
             try:
-                self._write(f, p)
+                self._write(*item)
+                return None
             except BratsDataError as e:
-                self._skip_or_raise(e, skip_bad)
-                bad.add(p)
+                return item[1], e
+
+        # cases are written in threads, one per core: reading NIfTI and numpy's and scipy's work
+        # release Python's lock (each case is written on its own: the same arrays as one by one)
+        workers = min(os.cpu_count() or 1, 8, max(len(todo), 1))
+        with ThreadPoolExecutor(workers) as pool:
+            done = pool.map(write, todo)
+            if todo and progress:
+                from tqdm import tqdm
+
+                done = tqdm(done, total=len(todo), desc=f"preprocessing into {self.folder.name}", unit="case",
+                            file=sys.stderr)
+            failures = [r for r in done if r is not None]
+        for p, error in failures:
+            self._skip_or_raise(error, skip_bad)
+            bad.add(p)
         return [CachedCase(p) for p in paths if p is not None and p not in bad]
 
     def _skip_or_raise(self, error: BratsDataError, skip_bad: bool) -> None:
