@@ -11,6 +11,10 @@ exactly the same way::
     result = setup.train(build_unet2d, datasets, results_dir=results_dir)
     evaluation = evaluate_run(result.run, setup.data_root, model=result.model, cache_dir=cache_dir)
 
+Chapter 2 takes these steps one at a time and shows each; the chapters after it take them in
+one call, :meth:`ChapterSetup.train_and_evaluate`, and spend their pages on what only their
+architecture shows.
+
 Importing this module imports Keras (and so TensorFlow).
 """
 
@@ -210,6 +214,76 @@ class ChapterSetup:
     def time_limit_seconds(self) -> float | None:
         return None if self.time_limit_hours is None else float(self.time_limit_hours) * 3600
 
+    def train_and_evaluate(self, builder: Callable[..., Any], *, cache_dir: str | os.PathLike | None = None,
+                           results_dir: str | os.PathLike | None = None, show: bool = True) -> ChapterOutcome:
+        """Chapter 2's steps, one after the other, for a chapter whose own material is
+        elsewhere: the datasets (:meth:`datasets`), training (:meth:`train`), the whole-case
+        evaluation of the test cases (:func:`bratslib.evaluate.evaluate_run`) and chapter 2's
+        threshold baseline on the same cases (:meth:`baseline`).
+
+        With ``show``, it displays what chapter 2 shows step by step, in that order: the
+        settings, one line per epoch and the run's summary, the training history, the
+        evaluation table beside the baseline with its verdict (:func:`evaluation_table`), the
+        test case of median whole-tumour Dice (:func:`median_case_viewer`), and the report's
+        numbers for this model beside this run's (:func:`report_table`) under the note on the
+        data they come from."""
+        from IPython.display import Markdown, display
+
+        from bratslib import viz
+        from bratslib.evaluate import evaluate_run
+        from bratslib.registry import MODELS
+
+        model = builder.__name__.removeprefix("build_")
+        label = MODELS[model].label
+        show_ = display if show else (lambda *_: None)
+        show_(Markdown(f"**Settings** of the profile `{self.profile}` (`bratslib.profiles`):"), self.settings_table())
+        datasets = self.datasets(cache_dir, progress=show)
+        result = self.train(builder, datasets, results_dir=results_dir, **({} if show else {"verbose": 0}))
+        if show:
+            print(result.describe())
+        show_(viz.history_figure(result.history, best_epoch=result.best_epoch, title=f"{label}: training history"))
+        evaluation = evaluate_run(result.run, self.data_root, model=result.model, cache_dir=cache_dir, progress=show)
+        baseline = self.baseline(datasets, results_dir=results_dir, progress=show)[1]
+        show_(Markdown(f"**The {len(evaluation.per_case)} test cases**, scored whole at their original size:"),
+              evaluation_table(evaluation, label, baseline=baseline))
+        if show:
+            figure, _ = median_case_viewer(result, evaluation, self.data_root, label=label, cache_dir=cache_dir)
+            display(figure)
+        show_(Markdown(f"**Beside the report**: its numbers for the {label}, and what in this run measures the same:"),
+              viz.data_note(self.provenance), report_table(model, evaluation, result))
+        return ChapterOutcome(datasets, result, evaluation, baseline, label)
+
+
+@dataclass
+class ChapterOutcome:
+    """What :meth:`ChapterSetup.train_and_evaluate` returns.
+
+    Attributes:
+        datasets: the chapter's train / val / test datasets (``datasets.test.cases``: the test
+            cases at the network's input size).
+        result: the trained run (:class:`bratslib.training.TrainedRun`): ``result.model`` is
+            the model of the best validation epoch.
+        evaluation: its whole-case evaluation on the test cases (``per_case``, ``summary``).
+        baseline: chapter 2's threshold baseline evaluated on the same cases.
+        label: the model's name in the book's tables (:data:`bratslib.registry.MODELS`).
+    """
+
+    datasets: Datasets
+    result: TrainedRun
+    evaluation: Any
+    baseline: Any
+    label: str
+
+    @property
+    def run(self):
+        """The run folder (:class:`bratslib.results.Run`)."""
+        return self.result.run
+
+    @property
+    def model(self):
+        """The model of the best validation epoch."""
+        return self.result.model
+
 
 def evaluation_table(evaluation, label: str, baseline=None):
     """The mean ± sd over the test cases of every metric (:data:`~bratslib.claims.EVALUATION_ROWS`),
@@ -306,5 +380,5 @@ def median_case_viewer(result: TrainedRun, evaluation, data_root: str | os.PathL
     return figure, files
 
 
-__all__ = ["ChapterSetup", "baseline_verdict", "classification_training", "evaluation_table", "median_case_viewer", "report_table", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
+__all__ = ["ChapterOutcome", "ChapterSetup", "baseline_verdict", "classification_training", "evaluation_table", "median_case_viewer", "report_table", "CLASS_ROWS", "REGION_ROWS", "HD95_ROWS", "OVERALL_ROWS", "reproduced_values",
            "claims_rows"]

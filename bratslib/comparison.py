@@ -228,6 +228,21 @@ def comparisons_verdict(rows: Sequence[Mapping[str, Any]], alpha: float = 0.05) 
             f"({n} test cases): {named}. The other {m - len(significant)} are not.")
 
 
+def comparisons_table(rows: Sequence[Mapping[str, Any]], *, means: bool = False):
+    """:func:`pairwise_comparisons`' rows as a table: the pair (``a − b``), the metric, the
+    cases in common, the mean difference with its 95 % bootstrap interval, the Wilcoxon p, the
+    Holm-adjusted p and the verdict; with ``means``, also each model's mean."""
+    from bratslib import viz
+
+    head = ["models", "metric", "cases", *(["mean of the first", "mean of the second"] if means else []),
+            "mean difference [95 % interval]", "Wilcoxon p", "Holm p", "verdict"]
+    body = [(f"{r['a']} − {r['b']}", r["key"].replace("dice_", "Dice ").replace("hd95_", "HD95 "), r["n"],
+             *([f"{r['mean_a']:.3f}", f"{r['mean_b']:.3f}"] if means else []),
+             f"{r['difference']:+.3f}" + ("" if not np.isfinite(r["ci"][0]) else f" [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]"),
+             f"{r['p']:.3g}", f"{r['p_holm']:.3g}", r["verdict"]) for r in rows]
+    return viz.markdown_table(head, body, numeric=[False, False, True, *([True, True] if means else []), True, True, True, False])
+
+
 def paired_comparison(a: ModelResult, b: ModelResult, key: str, seed: int = 0) -> dict[str, Any]:
     """``a`` against ``b`` on the test cases both were scored on, for the per-case ``key``.
 
@@ -344,4 +359,4 @@ def _overall_values(results: Mapping[str, ModelResult]) -> dict[str, tuple[float
 
 
 __all__ = ["AGREEMENT", "ModelResult", "collect_runs", "collect_replicates", "bootstrap_ci",
-           "paired_comparison", "claim_table"]
+           "paired_comparison", "pairwise_comparisons", "comparisons_table", "comparisons_verdict", "claim_table"]

@@ -99,8 +99,10 @@ class TrainedRun:
 
 
 def default_verbose() -> int:
-    """Keras' progress bar (1) interactively; one line per epoch (2) when building the book."""
-    return 2 if os.environ.get("BRATSLIB_BOOK_BUILD") == "1" else 1
+    """Keras' progress bar (1) interactively; nothing from Keras (0) when building the book,
+    where :func:`train` prints one short line per epoch instead (:class:`_RunRecorder`):
+    Keras' own line lists every metric, twice, and reads as a wall of numbers on the page."""
+    return 0 if os.environ.get("BRATSLIB_BOOK_BUILD") == "1" else 1
 
 
 def distribution_strategy(devices: Sequence[str] | None = None):
@@ -200,12 +202,15 @@ _CALLBACK_STATE = {
 
 class _RunRecorder(keras.callbacks.Callback):
     """Writes history, checkpoints and state to the run after each epoch; on resume, puts
-    the saved state back into the learning-rate and early-stopping callbacks."""
+    the saved state back into the learning-rate and early-stopping callbacks.  With
+    ``epoch_lines`` (the number of epochs), also prints one short line per epoch: the
+    losses, the monitored value and the seconds."""
 
     def __init__(self, run: Run, monitor: str, mode: str, history: list[dict], best: float | None,
-                 best_epoch: int | None, others: Mapping[str, keras.callbacks.Callback], saved: Mapping | None):
+                 best_epoch: int | None, others: Mapping[str, keras.callbacks.Callback], saved: Mapping | None,
+                 epoch_lines: int | None = None):
         super().__init__()
-        self.run, self.monitor, self.mode = run, monitor, mode
+        self.run, self.monitor, self.mode, self.epoch_lines = run, monitor, mode, epoch_lines
         self.history = history
         self.best, self.best_epoch = best, best_epoch
         self.others, self.saved = others, saved
@@ -244,6 +249,10 @@ class _RunRecorder(keras.callbacks.Callback):
                      for key, cb in self.others.items()}
         self.run.save_checkpoint(self.model, epoch, improved=improved, monitor=self.monitor, best=self.best,
                                  best_epoch=self.best_epoch, callbacks=callbacks)
+        if self.epoch_lines:
+            losses = ", ".join(f"{k.replace('_', ' ')} {row[k]:.3f}" for k in ("loss", "val_loss") if k in row)
+            print(f"epoch {epoch + 1} of {self.epoch_lines}: {losses}, {self.monitor.replace('_', ' ')} {value:.3f}"
+                  f"{' (best so far)' if improved else ''}, {row['seconds']:.0f} s")
 
 
 class _TimeLimit(keras.callbacks.Callback):
@@ -330,7 +339,8 @@ def train(
             by the datasets.
         results_dir: default :func:`bratslib.results.default_results_dir`.
         callbacks: further Keras callbacks.
-        verbose: Keras' verbosity; default :func:`default_verbose`.
+        verbose: Keras' verbosity; default :func:`default_verbose` (0 in a book build, which
+            prints one short line per epoch instead).
         strategy: a ``tf.distribute`` strategy; default :func:`distribution_strategy` (mirrored
             over several GPUs, else one device).  The datasets' batch is the global batch.
         mixed_precision: the dtype policy to build the model under: a name of
@@ -400,14 +410,16 @@ def train(
                                                        min_lr=min_lr, mode=mode, verbose=1),
         "early_stopping": keras.callbacks.EarlyStopping(monitor, patience=stop_patience, mode=mode, verbose=1),
     }
-    recorder = _RunRecorder(run, monitor, mode, history, best, best_epoch, others, saved)
+    lines = verbose is None and os.environ.get("BRATSLIB_BOOK_BUILD") == "1"  # Keras silent, a line per epoch
+    verbose = default_verbose() if verbose is None else verbose
+    recorder = _RunRecorder(run, monitor, mode, history, best, best_epoch, others, saved,
+                            epoch_lines=epochs if lines else None)
     limit = _TimeLimit(None if time_limit is None else started + time_limit, epochs)
     trained = 0
     if start < epochs and not _stopped_early(saved, stop_patience):
         datasets.train.set_epoch(start)
         model.fit(datasets.train, validation_data=datasets.val, epochs=epochs, initial_epoch=start, shuffle=False,
-                  callbacks=[*others.values(), recorder, *callbacks, limit],
-                  verbose=default_verbose() if verbose is None else verbose)
+                  callbacks=[*others.values(), recorder, *callbacks, limit], verbose=verbose)
         trained = len(history) - start
     if limit.stopped and len(history) < epochs and not _stopped_early(
             run.state.get("callbacks"), stop_patience):

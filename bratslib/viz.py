@@ -106,8 +106,10 @@ def display_slice(vol: np.ndarray, k: int) -> np.ndarray:
     return display_image(vol[:, :, k])
 
 
-def show_source(obj) -> "IPython.display.Code":  # noqa: F821
-    """The source code of ``obj`` (a function, class or module), for display in a notebook.
+def show_source(*objects) -> "IPython.display.Code":  # noqa: F821
+    """The source code of ``objects`` (functions, classes or modules), one after the other,
+    for display in a notebook: a chapter shows its architecture's building block beside the
+    builder that uses it.
 
     The book shows library code from the library itself, so the text never drifts from
     what runs.  The result is an :class:`IPython.display.Code` (python lexer) without its
@@ -119,7 +121,9 @@ def show_source(obj) -> "IPython.display.Code":  # noqa: F821
     class SourceCode(Code):
         _repr_latex_ = None  # IPython skips a formatter whose method is not callable
 
-    return SourceCode(inspect.getsource(obj), language="python")
+    if not objects:
+        raise TypeError("show_source needs at least one function, class or module")
+    return SourceCode("\n\n\n".join(inspect.getsource(obj).rstrip("\n") for obj in objects) + "\n", language="python")
 
 
 # ----------------------------------------------------------------------------- case viewer
@@ -502,9 +506,16 @@ def batch_figure(
 #: Default panels of :func:`history_figure`: title -> the logged values drawn in it.
 HISTORY_PANELS: dict[str, tuple[str, ...]] = {
     "loss": ("loss", "val_loss"),
-    "mean Dice of the tumour classes": ("dice_tumour", "val_dice_tumour"),
+    "Dice, tumour classes": ("dice_tumour", "val_dice_tumour"),
     "validation Dice per class": ("val_dice_necrotic", "val_dice_oedema", "val_dice_enhancing"),
 }
+
+
+def curve_name(key: str) -> str:
+    """The legend's name of a logged value: ``"val_dice_tumour"`` -> ``"Dice tumour (validation)"``,
+    ``"loss"`` -> ``"loss (training)"``."""
+    what = key.removeprefix("val_").replace("dice_", "Dice ").replace("_", " ")
+    return f"{what} ({'validation' if key.startswith('val_') else 'training'})"
 
 
 def history_figure(
@@ -513,26 +524,32 @@ def history_figure(
     *,
     best_epoch: int | None = None,
     title: str | None = None,
-    height: int = 340,
+    height: int = 360,
 ) -> go.Figure:
     """Training curves from a run's history (``history.csv`` rows), one panel per entry of
     ``panels``; epochs are counted from 1 and ``best_epoch`` (0-based, as in the history) is
-    marked with a dotted line.  Values missing from the history are skipped."""
+    marked with a dotted line.  Values missing from the history are skipped.
+
+    Every curve has its own colour and a legend name that says what it is (:func:`curve_name`);
+    training curves are dotted, validation curves solid."""
     history = list(history)
     epochs = [int(row["epoch"]) + 1 for row in history]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.07)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.08)
+    drawn = 0
     for col, keys in enumerate(panels.values(), start=1):
-        for k, key in enumerate(keys):
+        for key in keys:
             if not history or key not in history[0]:
                 continue
-            fig.add_trace(go.Scatter(x=epochs, y=[row[key] for row in history], name=key, mode="lines+markers",
-                                     line=dict(color=_PALETTE[k % len(_PALETTE)], dash="solid" if key.startswith("val_") else "dot"),
-                                     legendgroup=key, showlegend=True), row=1, col=col)
+            fig.add_trace(go.Scatter(x=epochs, y=[row[key] for row in history], name=curve_name(key), mode="lines+markers",
+                                     line=dict(color=_PALETTE[drawn % len(_PALETTE)], dash="solid" if key.startswith("val_") else "dot"),
+                                     marker=dict(size=5), legendgroup=key, showlegend=True), row=1, col=col)
+            drawn += 1
         if best_epoch is not None:
             fig.add_vline(x=best_epoch + 1, line=dict(color="grey", dash="dot"), row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_annotations(font_size=12)  # the panels' titles: short, so that they do not run into each other
     fig.update_layout(title=title, height=height, template="plotly_white", margin=dict(l=40, r=10, t=80 if title else 50, b=40),
-                      legend=dict(orientation="h", y=-0.25))
+                      legend=dict(orientation="h", y=-0.28, font_size=11))
     return fig
 
 

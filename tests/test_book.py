@@ -229,6 +229,20 @@ def test_case_viewer_without_labels_and_errors():
         viz.case_viewer({"a": images["flair"], "b": images["t1"][:, :, :10]})
 
 
+def test_history_figure_names_and_colours_every_curve_apart():
+    from bratslib import viz
+
+    keys = [k for keys in viz.HISTORY_PANELS.values() for k in keys]
+    history = [{"epoch": e, **{k: 1.0 / (e + 1) for k in keys}} for e in range(3)]
+    fig = viz.history_figure(history, best_epoch=1, title="run")
+    names = [t.name for t in fig.data]
+    assert len(names) == len(keys) == len(set(names)), names
+    assert len({t.line.color for t in fig.data}) == len(keys), "two curves share a colour"
+    assert not any("_" in n for n in names) and "Dice tumour (validation)" in names and "loss (training)" in names
+    assert {t.line.dash for t in fig.data if t.name.endswith("(training)")} == {"dot"}
+    assert viz.history_figure(history[:1], {"loss": ("loss", "absent")}).data[0].name == "loss (training)"
+
+
 def test_show_source_batch_figure_and_data_note():
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.display import Code
@@ -239,6 +253,10 @@ def test_show_source_batch_figure_and_data_note():
     assert isinstance(code, Code) and "def display_slice" in code.data
     formats, _ = InteractiveShell.instance().display_formatter.format(code)
     assert "text/html" in formats and "text/latex" not in formats  # LaTeX would pull MathJax from a CDN
+    both = viz.show_source(viz.display_slice, viz.markdown_table).data
+    assert both.index("def display_slice") < both.index("def markdown_table")
+    with pytest.raises(TypeError, match="at least one"):
+        viz.show_source()
 
     x = np.random.default_rng(0).random((6, 32, 32, 2)).astype(np.float32)
     y = np.eye(4, dtype=np.float32)[np.random.default_rng(1).integers(0, 4, (6, 32, 32))]

@@ -129,6 +129,15 @@ def test_pairwise_comparisons_say_when_cases_are_too_few_and_which_pairs_differ(
     text = comparisons_verdict(rows)
     assert "significant at 0.05 after Holm's correction" in text and "2D U-Net vs 3D U-Net" in text
 
+    from bratslib.comparison import comparisons_table
+
+    table = comparisons_table(rows, means=True).data
+    lines = [line for line in table.splitlines() if line.startswith("| 2D U-Net − 3D U-Net")]
+    assert len(lines) == 1 and "| Dice WT |" in lines[0] and "2D U-Net higher" in lines[0]
+    first = rows[0]
+    assert f"{first['mean_a']:.3f}" in lines[0] and f"{first['difference']:+.3f} [" in lines[0]
+    assert "mean of the first" not in comparisons_table(rows).data
+
 
 @pytest.mark.parametrize("n_cases, can_tell", [(11, False), (12, True)])
 def test_twelve_test_cases_are_the_fewest_at_which_the_book_ranking_can_reach_significance(n_cases, can_tell):

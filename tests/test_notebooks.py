@@ -43,6 +43,30 @@ def test_the_toc_lists_notebooks():
     assert NOTEBOOKS, "no notebook in _toc.yml"
 
 
+def test_the_architecture_chapters_share_at_most_three_code_cells():
+    """Chapters 3 to 7 take chapter 2's steps through library calls and spend their cells on
+    their own architecture: with each chapter's model name and label masked, at most three of
+    their code cells are the same in two or more of them (the install cell, the parameters cell
+    and ``ChapterSetup.train_and_evaluate``)."""
+    from collections import defaultdict
+
+    from bratslib.registry import MODELS
+
+    chapters = {spec.chapter: spec for spec in MODELS.values() if spec.chapter[:2] in ("03", "04", "05", "06", "07")}
+    assert len(chapters) == 5, sorted(chapters)
+    seen: dict[str, set[str]] = defaultdict(set)
+    for chapter, spec in chapters.items():
+        nb = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                source = "".join(cell["source"])
+                for name in (spec.name, spec.label, spec.function):
+                    source = source.replace(name, "MODEL")
+                seen[source].add(chapter)
+    shared = {source: sorted(where) for source, where in seen.items() if len(where) > 1}
+    assert len(shared) <= 3, "\n\n".join(f"{where}:\n{source}" for source, where in shared.items())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_at_tiny_size(notebook: Path, tiny_data: Path, shared_results: Path, shared_executed: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,20 @@ MODEL = dict(input_shape=(32, 32, 2), n_classes=4, base_filters=4, depth=2, drop
 def tiny_datasets(data_dir, cache_dir):
     return make_datasets(data_dir, size=32, cache_dir=cache_dir, batch_size=4, samples_per_epoch=12,
                          foreground_fraction=0.5, seed=0, progress=False)
+
+
+def test_a_book_build_prints_one_short_line_per_epoch(tiny_dataset, tmp_path, monkeypatch, capsys):
+    """In a book build Keras is silent and each epoch is one line of the page: the losses, the
+    monitored value, whether it is the best so far, the seconds."""
+    monkeypatch.setenv("BRATSLIB_BOOK_BUILD", "1")
+    data = tiny_datasets(tiny_dataset, tmp_path / "cache")
+    train(lambda: build_unet2d(**MODEL), data, name="unet2d-lines", config={"model": "unet2d", "model_kwargs": MODEL},
+          data=DATA, epochs=2, results_dir=tmp_path / "results")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2, lines
+    assert re.fullmatch(r"epoch 1 of 2: loss \d\.\d{3}, val loss \d\.\d{3}, val dice tumour \d\.\d{3} \(best so far\), \d+ s",
+                        lines[0]), lines[0]
+    assert lines[1].startswith("epoch 2 of 2: ") and "dice_background" not in capsys.readouterr().out
 
 
 def test_train_writes_a_complete_run_and_reuses_it(tiny_dataset, tmp_path):
