@@ -665,8 +665,11 @@ def interval_bars(
             error_y=dict(type="data", symmetric=False, array=np.subtract(high, mean), arrayminus=np.subtract(mean, low),
                          thickness=1.2, width=3),
         ))
+    # the legend goes below the axis labels, in a margin made for it: neither is cut nor covers the other
     fig.update_layout(barmode="group", title=title, height=height, template="plotly_white", yaxis_title=yaxis,
-                      margin=dict(l=50, r=10, t=60 if title else 20, b=40), legend=dict(orientation="h", y=-0.15))
+                      margin=dict(l=50, r=10, t=60 if title else 20, b=90),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, font_size=11))
+    fig.update_xaxes(automargin=True)
     return fig
 
 
@@ -683,9 +686,10 @@ def model_scatter(
     fig = go.Figure()
     for k, (model, (x, y)) in enumerate(points.items()):
         fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name=model, text=[model], textposition="top center",
-                                 marker=dict(size=12, color=_PALETTE[k % len(_PALETTE)]), showlegend=False))
+                                 marker=dict(size=12, color=_PALETTE[k % len(_PALETTE)]), showlegend=False,
+                                 cliponaxis=False))  # a label at the plot's edge is drawn whole
     fig.update_layout(title=title, height=height, template="plotly_white", xaxis_title=x_title, yaxis_title=y_title,
-                      margin=dict(l=50, r=20, t=60 if title else 20, b=50))
+                      margin=dict(l=60, r=60, t=60 if title else 30, b=50))
     if log_x:
         fig.update_xaxes(type="log")
     return fig

@@ -75,6 +75,50 @@ def dump_dom(page: Path, profile: Path) -> str:
     return proc.stdout
 
 
+#: Run in the page after it loaded: every table, figure and image that reaches past the right
+#: edge of the article's column (in a scroll box or not: a reader sees it cut), every plotly
+#: figure not drawn and every image not loaded, as JSON in the body's ``data-layout-problems``.
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const column = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+  const right = column.getBoundingClientRect().right + 2;
+  const name = (el) => {
+    const text = (el.innerText || el.id || el.src || "").replace(/\\s+/g, " ").trim();
+    return el.tagName.toLowerCase() + ": " + text.slice(0, 80);
+  };
+  const problems = [];
+  for (const el of column.querySelectorAll("table, .plotly-graph-div, img, pre")) {
+    if (el.closest(".highlight") && el.tagName !== "PRE") continue;
+    const box = el.getBoundingClientRect();
+    const width = Math.max(box.width, el.scrollWidth);
+    if (box.left + width > right && el.tagName !== "PRE") problems.push("wider than the column by " + Math.round(box.left + width - right) + " px: " + name(el));
+    if (el.classList.contains("plotly-graph-div") && !el.querySelector(".main-svg")) problems.push("figure not drawn: " + name(el));
+    if (el.tagName === "IMG" && !(el.complete && el.naturalWidth > 0)) problems.push("image not loaded: " + name(el));
+  }
+  document.body.setAttribute("data-layout-problems", JSON.stringify(problems));
+}, 500));
+</script>"""
+
+
+def layout_problems(page: Path, profile: Path) -> list[str]:
+    """What :data:`LAYOUT_PROBE` finds on ``page`` in headless Chromium at a laptop's window
+    size (1280 x 900): overflowing tables and figures, figures not drawn, images not loaded."""
+    import html as html_module
+
+    probe = page.with_name(page.stem + ".layout-probe.html")
+    probe.write_text(page.read_text().replace("</body>", LAYOUT_PROBE + "</body>", 1))
+    profile.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.run([chromium(), *CHROMIUM_FLAGS, "--window-size=1280,900", f"--user-data-dir={profile}",
+                               "--dump-dom", probe.resolve().as_uri()], capture_output=True, text=True, timeout=180)
+    finally:
+        probe.unlink()
+    assert proc.returncode == 0, f"chromium failed ({proc.returncode}): {proc.stderr[-2000:]}"
+    found = re.search(r'data-layout-problems="([^"]*)"', proc.stdout)
+    assert found, f"{page.name}: the layout probe did not run"
+    return json.loads(html_module.unescape(found.group(1)))
+
+
 def figure_segments(dom: str) -> dict[str, str]:
     """Each plotly figure div's id -> the DOM from its opening tag to the next figure's."""
     starts = [(m.start(), m.group(1)) for m in re.finditer(r'<div\b[^>]*\bid="([^"]+)"[^>]*class="[^"]*plotly-graph-div', dom)]

@@ -43,6 +43,86 @@ def test_the_toc_lists_notebooks():
     assert NOTEBOOKS, "no notebook in _toc.yml"
 
 
+#: Numbers the chapters' prose may state that are neither the report's (``bratslib/claims.yml``)
+#: nor section numbers: fixed facts, each with where it comes from.
+FIXED_NUMBERS = {
+    "7.8": "parameters of the full profile's 2-D U-Net (model.count_params())",
+    "23.6": "parameters of keras.applications.ResNet50 without its top",
+    "373.13": "the BraTS penalty HD95, the diagonal of the 240 x 240 x 155 grid in mm",
+    "2.7": "the 3-D U-Net docstring's activation memory of one 128^3 volume",
+    "0.97": "the report's background Dice values, rounded (0.9679 to 0.9981)",
+    "0.998": "the report's background Dice values, rounded (0.9679 to 0.9981)",
+    "0.90": "a region Dice the report gives DeepLabV3+ (section 3.2.2)",
+    "0.014": "an example difference in the text on paired tests",
+    "0.25": "the smallest Wilcoxon p on three cases, 2 / 2**3",
+    "0.05": "the significance level",
+    "10.7937": "a DOI prefix",
+    "2.0": "the Apache licence's version",
+    "3.0": "the CC BY licence's version",
+}
+
+
+def _claimed_values() -> list[float]:
+    import yaml
+
+    values: list[float] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, float):
+            values.append(node)
+
+    walk(yaml.safe_load((ROOT / "bratslib" / "claims.yml").read_text()))
+    return values
+
+
+def test_the_prose_states_no_measured_number():
+    """A number in a chapter's written prose (its markdown cells) is the report's, a section
+    number or a fixed fact of :data:`FIXED_NUMBERS`: every number this book measures reaches
+    the page through a cell's output, computed from the run beside it, so no sentence can keep
+    a number that a new run contradicts."""
+    claimed = _claimed_values()
+    sections = set()
+    for notebook in NOTEBOOKS:
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                sections |= set(re.findall(r"^#+ (\d+\.\d+) ", "".join(cell["source"]), flags=re.M))
+    stray = []
+    for notebook in NOTEBOOKS:
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            text = re.sub(r"`[^`]*`", "", "".join(cell["source"]))  # code (a parameter to try) is not a claim
+            for match in re.finditer(r"(?<![\w.])\d+\.\d+(?![\w.])", text):
+                number = match.group()
+                decimals = len(number.split(".")[1])
+                percent = text[match.end():match.end() + 2].strip().startswith("%")
+                value = float(number) / 100 if percent else float(number)
+                if (number in sections or number in FIXED_NUMBERS
+                        or any(round(v, decimals + 2 * percent) == value for v in claimed)):
+                    continue
+                stray.append(f"{notebook.name}: {number} in \"...{text[max(0, match.start() - 60):match.end() + 30]}...\"")
+    assert not stray, "numbers in prose that no output computes:\n" + "\n".join(stray)
+
+
+#: Sentences an earlier build printed beside tables that contradicted them (issue 17).
+CONTRADICTED = ["lands near the plain U-Net", "its numbers sit beside theirs", "sit near 1",
+                "the rarest classes are the hardest for every model", "whether it helps is in the table above",
+                "nearly perfect"]
+
+
+def test_no_chapter_repeats_a_sentence_its_tables_contradicted():
+    for notebook in NOTEBOOKS:
+        text = " ".join(" ".join("".join(c["source"]).split()) for c in json.loads(notebook.read_text())["cells"])
+        for sentence in CONTRADICTED:
+            assert sentence not in text, f"{notebook.name}: {sentence!r}"
+
+
 def test_the_architecture_chapters_share_at_most_three_code_cells():
     """Chapters 3 to 7 take chapter 2's steps through library calls and spend their cells on
     their own architecture: with each chapter's model name and label masked, at most three of
@@ -88,7 +168,8 @@ def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed
     """The whole book (the repository's pages and every chapter executed above) built with
     warnings as errors, then several pages opened in headless Chromium."""
     from bratslib.book import stage_and_build
-    from tests.test_book import chromium, dump_dom, figure_segments
+    from bratslib.book import toc_entries
+    from tests.test_book import chromium, dump_dom, figure_segments, layout_problems
 
     missing = [nb.stem for nb in NOTEBOOKS if not (shared_executed / "notebooks" / nb.name).is_file()]
     if missing:
@@ -96,6 +177,13 @@ def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed
     chromium()
     html = stage_and_build(ROOT, shared_executed, tmp_path / "site", tmp_path, quiet=True)
     assert (html / "book" / "real_data.html").is_file()
+
+    # every page of the book, at a laptop's window size: no table or figure past the column's
+    # right edge, no figure left undrawn, no image missing
+    pages = [html / f"{Path(entry).with_suffix('')}.html" for entry in toc_entries(ROOT / "_toc.yml")]
+    assert len(pages) == len(NOTEBOOKS) + 3, pages
+    problems = {page.name: layout_problems(page, tmp_path / "chromium-layout") for page in pages}
+    assert not any(problems.values()), {name: found for name, found in problems.items() if found}
 
     def page(name: str) -> tuple[str, dict[str, str], list[str]]:
         dom = dump_dom(html / "notebooks" / f"{name}.html", tmp_path / f"chromium-{name}")
