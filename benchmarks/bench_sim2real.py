@@ -159,9 +159,9 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
     rows = []
     for r in results["variants"]:
         if "error" in r:
-            rows.append((r["variant"], "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
+            rows.append((r["variant"].replace("+", " + "), "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
             continue
-        rows.append((r["variant"], describe(r["options"], r["augment"]), str(r["augment"]), round(r["seconds_per_case"], 1),
+        rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"]), str(r["augment"]), round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _triple(r["synthetic_threshold"]), _triple(r["real"]),
                      _triple(r["real"], "hd95"), _per_case(r["real"])))
     for name, label in (("real_threshold", "one threshold on one channel, tuned per case on its truth"),

@@ -167,7 +167,7 @@ class ChapterSetup:
 
     def train(self, builder: Callable[..., Any], datasets: Datasets, *,
               results_dir: str | os.PathLike | None = None, extra_model_kwargs: Mapping[str, Any] | None = None,
-              training_seed: int | None = None, **train_kwargs: Any) -> TrainedRun:
+              training_seed: int | None = None, variant: str | None = None, **train_kwargs: Any) -> TrainedRun:
         """:func:`bratslib.training.train` of ``builder(**model_kwargs, **extra_model_kwargs)``
         with the profile's schedule, into the run ``<chapter>-<profile>-seed<seed>`` (or
         ``<model>-<profile>-seed<seed>`` when the builder is not the chapter's namesake);
@@ -178,7 +178,12 @@ class ChapterSetup:
         named ``...-seed<seed>-train<training_seed>`` and marked ``"replicate": true`` in its
         ``config.json``, which shows how far the numbers move with the seed alone
         (:func:`bratslib.comparison.collect_replicates`); the results chapter's comparison
-        uses the chapter's own run."""
+        uses the chapter's own run.
+
+        ``variant``: a short name for a run of the same model with other settings (say
+        ``extra_model_kwargs={"freeze_encoder": True}``, ``variant="frozen"``): named
+        ``...-seed<seed>-<variant>`` and marked ``"variant"`` in its ``config.json``, so that
+        it never stands in for the chapter's run in :func:`bratslib.comparison.collect_runs`."""
         s, kwargs = self.settings, {**self.model_kwargs, **dict(extra_model_kwargs or {})}
         config = {"chapter": self.chapter, "model": builder.__name__.removeprefix("build_"), "profile": self.profile,
                   "model_kwargs": kwargs, "task": {k: s[k] for k in ("n_classes", "min_tumour_pixels") if k in s}}
@@ -187,6 +192,8 @@ class ChapterSetup:
         if training_seed is not None and int(training_seed) != self.seed:
             seed = int(training_seed)
             name, config["replicate"] = f"{name}-train{seed}", True
+        if variant is not None:
+            name, config["variant"] = f"{name}-{variant}", str(variant)
         order_seed = datasets.train.seed
         datasets.train.seed = seed  # the training slices' order (the split is fixed already)
         try:

@@ -72,9 +72,27 @@ def _same_data(data: Mapping[str, Any], provenance: Mapping[str, Any]) -> bool:
     return all(data.get(k) == provenance.get(k) for k in DATA_KEYS)
 
 
+def _evaluated_runs(provenance: Mapping[str, Any], profile: str, results_dir: str | os.PathLike | None):
+    """``(run, metrics)`` of every finished, evaluated run of this data and profile, oldest first."""
+    for run in find_runs(results_dir=results_dir):
+        if run.config.get("profile") != profile or not run.finished or not _same_data(run.data, provenance):
+            continue
+        metrics = run.metrics()
+        if metrics is not None:
+            yield run, metrics
+
+
+def _model_result(run: Run, metrics: Mapping[str, Any], model: str | None = None) -> ModelResult:
+    history = run.history()
+    return ModelResult(model or run.config.get("model", run.name), run, dict(metrics), run.per_case(),
+                       history[int(run.state["best_epoch"])] if history else {})
+
+
 def collect_runs(provenance: Mapping[str, Any], profile: str, results_dir: str | os.PathLike | None = None, *,
                  include_baseline: bool = False) -> dict[str, ModelResult]:
-    """The newest finished and evaluated run of each model on this data and profile.
+    """The newest finished and evaluated run of each model on this data and profile: the
+    chapters' own runs, not their replicates (another training seed) or variants (another
+    setting of the same model, e.g. chapter 4's frozen encoder).
 
     Args:
         provenance: :func:`bratslib.data.source.data_provenance` of the data set.
@@ -87,18 +105,11 @@ def collect_runs(provenance: Mapping[str, Any], profile: str, results_dir: str |
         such a run are left out (their chapters were not run on this data).
     """
     found: dict[str, ModelResult] = {}
-    for run in find_runs(results_dir=results_dir):  # oldest first: newer ones replace older ones
+    for run, metrics in _evaluated_runs(provenance, profile, results_dir):  # newer runs replace older ones
         config = run.config
-        if config.get("profile") != profile or not run.finished or not _same_data(run.data, provenance):
+        if config.get("replicate") or config.get("variant") or (config.get("model") == BASELINE_NAME and not include_baseline):
             continue
-        if config.get("model") == BASELINE_NAME and not include_baseline or config.get("replicate"):
-            continue
-        metrics = run.metrics()
-        if metrics is None:
-            continue
-        history = run.history()
-        found[config.get("model", run.name)] = ModelResult(config.get("model", run.name), run, metrics, run.per_case(),
-                                                           history[int(run.state["best_epoch"])] if history else {})
+        found[config.get("model", run.name)] = _model_result(run, metrics)
     others = sorted(set(found) - set(MODELS) - {BASELINE_NAME})
     return {m: found[m] for m in [*MODELS, *others, BASELINE_NAME] if m in found}
 
@@ -108,26 +119,21 @@ def collect_replicates(provenance: Mapping[str, Any], profile: str, model: str,
     """Every finished, evaluated run of ``model`` on this data and profile that differs from
     the chapter's run only in its training seed (``ChapterSetup.train(training_seed=...)``),
     the chapter's own run included: ``{training seed: ModelResult}``, sorted by seed (the
-    newest run of each seed).  All of them are scored on the same test cases."""
+    newest run of each seed).  All of them are scored on the same test cases: a replicate
+    of another split is left out."""
     chapter_run, replicates = None, []
-    for run in find_runs(results_dir=results_dir):  # oldest first
-        config = run.config
-        if (config.get("model") != model or config.get("profile") != profile or not run.finished
-                or not _same_data(run.data, provenance) or run.metrics() is None):
+    for run, metrics in _evaluated_runs(provenance, profile, results_dir):
+        if run.config.get("model") != model or run.config.get("variant"):
             continue
-        if config.get("replicate"):
-            replicates.append(run)
+        if run.config.get("replicate"):
+            replicates.append((run, metrics))
         else:
-            chapter_run = run
+            chapter_run = (run, metrics)
     if chapter_run is None:
         return {}
-    found: dict[int, ModelResult] = {}
-    for run in [*replicates, chapter_run]:
-        if run.split.get("test") != chapter_run.split.get("test"):  # another split: other test cases
-            continue
-        history = run.history()
-        found[int(run.config["training"]["seed"])] = ModelResult(
-            model, run, run.metrics(), run.per_case(), history[int(run.state["best_epoch"])] if history else {})
+    test_cases = chapter_run[0].split.get("test")
+    found = {int(run.config["training"]["seed"]): _model_result(run, metrics, model)
+             for run, metrics in [*replicates, chapter_run] if run.split.get("test") == test_cases}
     return dict(sorted(found.items()))
 
 

@@ -100,9 +100,10 @@ window.addEventListener("load", () => setTimeout(() => {
 </script>"""
 
 
-def layout_problems(page: Path, profile: Path) -> list[str]:
-    """What :data:`LAYOUT_PROBE` finds on ``page`` in headless Chromium at a laptop's window
-    size (1280 x 900): overflowing tables and figures, figures not drawn, images not loaded."""
+def probe_page(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """``page`` opened in headless Chromium at a laptop's window size (1280 x 900): its DOM
+    after its scripts ran, and what :data:`LAYOUT_PROBE` found there (overflowing tables and
+    figures, figures not drawn, images not loaded)."""
     import html as html_module
 
     probe = page.with_name(page.stem + ".layout-probe.html")
@@ -116,7 +117,7 @@ def layout_problems(page: Path, profile: Path) -> list[str]:
     assert proc.returncode == 0, f"chromium failed ({proc.returncode}): {proc.stderr[-2000:]}"
     found = re.search(r'data-layout-problems="([^"]*)"', proc.stdout)
     assert found, f"{page.name}: the layout probe did not run"
-    return json.loads(html_module.unescape(found.group(1)))
+    return proc.stdout, json.loads(html_module.unescape(found.group(1)))
 
 
 def figure_segments(dom: str) -> dict[str, str]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bratslib.comparison import (
-    bootstrap_ci, claim_table, collect_runs, comparisons_verdict, holm, paired_comparison, pairwise_comparisons,
-    smallest_wilcoxon_p,
+    bootstrap_ci, claim_table, collect_replicates, collect_runs, comparisons_verdict, holm, paired_comparison,
+    pairwise_comparisons, smallest_wilcoxon_p,
 )
 from bratslib.metrics import case_scores, summarise
 from bratslib.results import open_run
@@ -24,8 +24,8 @@ def _case(shift: int) -> dict:
     return case_scores(pred, truth)
 
 
-def _finished_run(root, model, shifts, data=DATA, profile="smoke"):
-    run = open_run(f"{model}-{profile}", {"model": model, "profile": profile}, data, SPLIT, root)
+def _finished_run(root, model, shifts, data=DATA, profile="smoke", name=None, config=None):
+    run = open_run(name or f"{model}-{profile}", {"model": model, "profile": profile, **(config or {})}, data, SPLIT, root)
     run.write_history([{"epoch": 0, "loss": 1.0, "val_loss": 0.9, "val_accuracy": 0.99, "seconds": 3.0}])
     run.write_state(status="finished", epoch=0, best=0.5, best_epoch=0)
     rows = [{"case_id": c, **_case(s)} for c, s in zip(SPLIT["test"], shifts)]
@@ -43,6 +43,18 @@ def test_collect_runs_keeps_finished_runs_of_this_data_and_profile(tmp_path):
     found = collect_runs(DATA, "smoke", tmp_path)
     assert list(found) == ["unet2d", "unet3d"]
     assert found["unet2d"].label == "2D U-Net" and found["unet2d"].values("dice_WT").shape == (3,)
+
+
+def test_replicates_and_variants_never_stand_in_for_the_chapter_run(tmp_path):
+    chapter = _finished_run(tmp_path, "unet2d", [0, 0, 0], config={"training": {"seed": 0}})
+    _finished_run(tmp_path, "unet2d", [1, 1, 1], name="unet2d-smoke-train1", config={"training": {"seed": 1}, "replicate": True})
+    _finished_run(tmp_path, "unet2d", [2, 2, 2], name="unet2d-smoke-frozen", config={"training": {"seed": 0}, "variant": "frozen"})
+    found = collect_runs(DATA, "smoke", tmp_path)
+    assert found["unet2d"].run.path == chapter.path  # the newer replicate and variant do not replace it
+    replicates = collect_replicates(DATA, "smoke", "unet2d", tmp_path)
+    assert list(replicates) == [0, 1] and replicates[0].run.path == chapter.path
+    assert replicates[1].values("dice_WT").mean() < replicates[0].values("dice_WT").mean()
+    assert collect_replicates(DATA, "smoke", "unet3d", tmp_path) == {}
 
 
 def test_claim_table_pairs_claims_with_runs_and_says_why_not(tmp_path):

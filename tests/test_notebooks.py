@@ -166,10 +166,9 @@ def test_notebook_executes_at_tiny_size(notebook: Path, tiny_data: Path, shared_
 @pytest.mark.slow
 def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed: Path, tmp_path: Path):
     """The whole book (the repository's pages and every chapter executed above) built with
-    warnings as errors, then several pages opened in headless Chromium."""
-    from bratslib.book import stage_and_build
-    from bratslib.book import toc_entries
-    from tests.test_book import chromium, dump_dom, figure_segments, layout_problems
+    warnings as errors, then every page opened in headless Chromium."""
+    from bratslib.book import stage_and_build, toc_entries
+    from tests.test_book import chromium, figure_segments, probe_page
 
     missing = [nb.stem for nb in NOTEBOOKS if not (shared_executed / "notebooks" / nb.name).is_file()]
     if missing:
@@ -182,11 +181,12 @@ def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed
     # right edge, no figure left undrawn, no image missing
     pages = [html / f"{Path(entry).with_suffix('')}.html" for entry in toc_entries(ROOT / "_toc.yml")]
     assert len(pages) == len(NOTEBOOKS) + 3, pages
-    problems = {page.name: layout_problems(page, tmp_path / "chromium-layout") for page in pages}
-    assert not any(problems.values()), {name: found for name, found in problems.items() if found}
+    probed = {page.stem: probe_page(page, tmp_path / "chromium") for page in pages}
+    problems = {name: found for name, (_, found) in probed.items() if found}
+    assert not problems, problems
 
     def page(name: str) -> tuple[str, dict[str, str], list[str]]:
-        dom = dump_dom(html / "notebooks" / f"{name}.html", tmp_path / f"chromium-{name}")
+        dom = probed[name][0]
         figures = figure_segments(dom)
         for fid, segment in figures.items():
             assert 'class="main-svg"' in segment, f"{name}: figure {fid} was not drawn"
@@ -195,6 +195,10 @@ def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed
     dom, figures, tables = page("02_unet2d")
     assert len(figures) >= 2 and any("threshold baseline" in t for t in tables)
     assert any("Table 3.1" in t and "section 3.2.1" in t for t in tables), "the report's figures are missing"
+    for chapter in ("03_unet3d", "04_resnet50_unet", "05_attention_unet", "06_transunet", "07_deeplabv3plus"):
+        dom, figures, tables = page(chapter)  # ChapterSetup.train_and_evaluate's history, viewer and tables
+        assert len(figures) >= 2 and any("threshold baseline" in t for t in tables), chapter
+        assert any("report’s source" in t or "report's source" in t for t in tables), chapter
     dom, figures, tables = page("08_quantum_vs_classical")
     assert len(figures) == 2 and any("ROC AUC" in t for t in tables)
     assert "&lt;Z&gt;" in dom, "the circuit drawing is missing"
@@ -203,8 +207,7 @@ def test_the_book_of_the_tiny_chapters_builds_and_its_pages_draw(shared_executed
     assert any("not comparable: synthetic data" in t for t in tables), "the claims table is missing"
     assert any("same per-class Dice" in t for t in tables), "the audit is missing"
     # the performance page includes the committed benchmark reports
-    dom = dump_dom(html / "book" / "performance.html", tmp_path / "chromium-performance")
-    tables = re.findall(r"<table\b.*?</table>", dom, flags=re.S)
+    dom, _, tables = page("performance")
     assert len(tables) == 7, f"expected the 7 benchmark tables, found {len(tables)}"
     assert any("the five BraTS 2020 algorithms, pairwise" in t for t in tables), "the sim2real table is missing"
     assert any("fits a 12 h Kaggle session" in t for t in tables), "the GPU check's projection is missing"
