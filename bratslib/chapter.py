@@ -328,12 +328,24 @@ def evaluation_table(evaluation, label: str, baseline=None):
 def baseline_verdict(evaluation, baseline, label: str) -> str:
     """One sentence, computed: on which regions the mean Dice of ``evaluation`` is above the
     threshold baseline's on the same cases, and on which it is not (a comparison of means; the
-    paired tests are chapter 9's)."""
+    paired tests are chapter 9's).  When the ET mean and the ET Dice on the cases that have ET
+    order the two the other way round, a second sentence says so: the mean then follows the
+    cases without ET, scored 1 or 0 by the BraTS rule (:func:`bratslib.metrics.region_split`)."""
     above = [r for r in ("WT", "TC", "ET") if evaluation.mean(f"dice_{r}") > baseline.mean(f"dice_{r}")]
     below = [r for r in ("WT", "TC", "ET") if r not in above]
     parts = ([f"above the threshold baseline on {', '.join(above)}"] if above else []) + \
             ([f"not above it on {', '.join(below)}"] if below else [])
-    return f"Mean Dice of the {label} over these {len(evaluation.per_case)} test cases: " + "; ".join(parts) + "."
+    text = f"Mean Dice of the {label} over these {len(evaluation.per_case)} test cases: " + "; ".join(parts) + "."
+    # the ET mean mixes outlining ET with leaving it out where there is none: say so when the two disagree
+    mine, theirs = region_split(evaluation.per_case, "ET"), region_split(baseline.per_case, "ET")
+    if mine["n_present"] and mine["n_absent"]:
+        outlines_better = mine["dice_present"] > theirs["dice_present"]
+        if outlines_better != ("ET" in above):
+            text += (f" On ET the order is the other way round on the {mine['n_present']} cases that have it: "
+                     f"{mine['dice_present']:.3f} against the baseline's {theirs['dice_present']:.3f}; the mean "
+                     f"follows the {mine['n_absent']} cases without ET, of which the {label} left "
+                     f"{mine['absent_found']} and the baseline {theirs['absent_found']} without ET.")
+    return text
 
 
 def report_table(chapter: str, evaluation, result: TrainedRun):

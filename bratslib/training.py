@@ -251,33 +251,38 @@ class _RunRecorder(keras.callbacks.Callback):
                                  best_epoch=self.best_epoch, callbacks=callbacks)
         if self.epoch_lines:
             losses = ", ".join(f"{k.replace('_', ' ')} {row[k]:.3f}" for k in ("loss", "val_loss") if k in row)
+            lowered = len(self.history) > 1 and row["learning_rate"] < self.history[-2]["learning_rate"]
             print(f"epoch {epoch + 1} of {self.epoch_lines}: {losses}, {self.monitor.replace('_', ' ')} {value:.3f}"
-                  f"{' (best so far)' if improved else ''}, {row['seconds']:.0f} s")
+                  f"{' (best so far)' if improved else ''}, {row['seconds']:.0f} s"
+                  + (f"; learning rate lowered to {row['learning_rate']:.2g}" if lowered else ""))
 
 
 class _TimeLimit(keras.callbacks.Callback):
     """Stops training after the epoch at which one more epoch, as long as the longest so far,
-    would end after ``deadline`` (``time.monotonic()`` seconds; None: never).  After the first
-    epoch it says how long the remaining epochs take at that pace, when that is over 10 minutes."""
+    would end after ``deadline`` (``time.monotonic()`` seconds; None: never).  After the second
+    epoch (the first also compiles) it says how long the remaining epochs take at that pace,
+    when that is over 10 minutes."""
 
     def __init__(self, deadline: float | None, epochs: int):
         super().__init__()
         self.deadline, self.epochs, self.longest, self.stopped = deadline, epochs, 0.0, False
-        self._started, self._first = 0.0, True
+        self._started, self._calls = 0.0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.monotonic()
-        self.longest = max(self.longest, now - self._started)
+        took = now - self._started
+        self.longest = max(self.longest, took)
         remaining = self.epochs - epoch - 1
-        if self._first and remaining * self.longest > 600:
+        # projected from the second epoch of this call: the first one also traces and compiles the graph
+        if self._calls == 1 and remaining * took > 600:
             fits = "" if self.deadline is None else \
-                f"; this session's time limit leaves room for about {int((self.deadline - now) // self.longest)} more"
-            print(f"epoch {epoch + 1} took {self.longest / 60:.1f} min: the {remaining} remaining epoch(s) take about "
-                  f"{remaining * self.longest / 3600:.1f} h at this pace (early stopping may end sooner){fits}")
-        self._first = False
+                f"; this session's time limit leaves room for about {int((self.deadline - now) // took)} more"
+            print(f"epoch {epoch + 1} took {took / 60:.1f} min: the {remaining} remaining epoch(s) take about "
+                  f"{remaining * took / 3600:.1f} h at this pace (early stopping may end sooner){fits}")
+        self._calls += 1
         if self.deadline is not None and now + self.longest > self.deadline:
             self.stopped = True
             self.model.stop_training = True
@@ -405,13 +410,15 @@ def train(
                           metrics=list(metrics) if metrics is not None else training_metrics())
             start, history, best, best_epoch, saved = 0, [], None, None, None
 
-    others = {
-        "reduce_lr": keras.callbacks.ReduceLROnPlateau(monitor, factor=lr_factor, patience=lr_patience,
-                                                       min_lr=min_lr, mode=mode, verbose=1),
-        "early_stopping": keras.callbacks.EarlyStopping(monitor, patience=stop_patience, mode=mode, verbose=1),
-    }
     lines = verbose is None and os.environ.get("BRATSLIB_BOOK_BUILD") == "1"  # Keras silent, a line per epoch
     verbose = default_verbose() if verbose is None else verbose
+    # the schedule's messages follow Keras' verbosity (in the book, the epoch lines say when the rate fell)
+    others = {
+        "reduce_lr": keras.callbacks.ReduceLROnPlateau(monitor, factor=lr_factor, patience=lr_patience,
+                                                       min_lr=min_lr, mode=mode, verbose=int(verbose > 0)),
+        "early_stopping": keras.callbacks.EarlyStopping(monitor, patience=stop_patience, mode=mode,
+                                                        verbose=int(verbose > 0)),
+    }
     recorder = _RunRecorder(run, monitor, mode, history, best, best_epoch, others, saved,
                             epoch_lines=epochs if lines else None)
     limit = _TimeLimit(None if time_limit is None else started + time_limit, epochs)
@@ -421,6 +428,9 @@ def train(
         model.fit(datasets.train, validation_data=datasets.val, epochs=epochs, initial_epoch=start, shuffle=False,
                   callbacks=[*others.values(), recorder, *callbacks, limit], verbose=verbose)
         trained = len(history) - start
+        if lines and len(history) < epochs and not limit.stopped:
+            print(f"early stopping after epoch {len(history)}: {monitor.replace('_', ' ')} has not improved for "
+                  f"{stop_patience} epochs")
     if limit.stopped and len(history) < epochs and not _stopped_early(
             run.state.get("callbacks"), stop_patience):
         print(f"time limit: {run.name} stopped after epoch {len(history)} of {epochs} "

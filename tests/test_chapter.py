@@ -132,3 +132,59 @@ def test_trained_run_describe_names_folder_best_epoch_time_and_memory(tmp_path):
     assert result.best is history[1]
     assert result.describe() == (f"run folder: {run.path}\nbest epoch: 2 of 3; 7,768 parameters, 4 s per epoch "
                                  "(median), peak memory 950 MiB")
+
+
+def test_train_and_evaluate_takes_chapter_2s_steps_and_shows_them_in_order(tiny_dataset, tmp_path, monkeypatch):
+    """The architecture chapters' one call: it trains, evaluates the test cases beside the
+    threshold baseline on the same cases, and shows settings, history, the evaluation table,
+    the median case and the report's numbers, in that order; ``show=False`` shows nothing."""
+    import IPython.display
+    import plotly.graph_objects as go
+
+    from bratslib.models.unet2d import build_unet2d
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objects: shown.extend(objects))
+    setup = ChapterSetup.create("unet2d", "tiny", data_dir=tiny_dataset, epochs=1)
+    outcome = setup.train_and_evaluate(build_unet2d, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results")
+    test_cases = outcome.run.split["test"]
+    assert [row["case_id"] for row in outcome.evaluation.per_case] == test_cases
+    assert [row["case_id"] for row in outcome.baseline.per_case] == test_cases  # the baseline on the same cases
+    assert outcome.label == "2D U-Net" and outcome.model is outcome.result.model and outcome.run.finished
+
+    texts = [getattr(o, "data", None) if not isinstance(o, go.Figure) else "figure" for o in shown]
+    settings = next(i for i, t in enumerate(texts) if isinstance(t, str) and t.startswith("| setting |"))
+    history = texts.index("figure")
+    table = next(i for i, t in enumerate(texts) if isinstance(t, str) and "threshold baseline (chapter 2), same cases" in t)
+    viewer = len(texts) - 1 - texts[::-1].index("figure")
+    report = next(i for i, t in enumerate(texts) if isinstance(t, str) and "report's source" in t)
+    assert settings < history < table < viewer < report, texts
+    assert "Mean Dice of the 2D U-Net over these" in texts[table]
+
+    shown.clear()
+    again = setup.train_and_evaluate(build_unet2d, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results",
+                                     show=False)
+    assert shown == [] and again.run.path == outcome.run.path  # the finished run is read back, not trained again
+
+
+def test_the_verdict_says_when_the_et_mean_follows_the_cases_without_et():
+    """A model that never predicts ET beats, on the ET mean, a rule that outlines it roughly:
+    the case without ET scores it 1. The verdict says so, with the Dice on the case with ET."""
+    from bratslib.chapter import baseline_verdict
+
+    with_et = np.zeros((8, 8, 4), np.uint8)
+    with_et[2:6, 2:6, 1:3] = 2
+    with_et[3:5, 3:5, 1:3] = 4
+    without_et = np.where(with_et == 4, 2, with_et).astype(np.uint8)
+    never = np.where(with_et == 4, 1, with_et).astype(np.uint8)  # the model: no ET anywhere
+    rough = np.where(with_et > 0, 4, 0).astype(np.uint8)  # the rule: every tumour voxel called ET
+    model = [case_scores(never, with_et), case_scores(np.where(without_et > 0, 2, 0).astype(np.uint8), without_et)]
+    rule = [case_scores(rough, with_et), case_scores(rough, without_et)]
+    as_evaluation = lambda rows: Evaluation([{"case_id": f"c{k}", **r} for k, r in enumerate(rows)], summarise(rows))
+    text = baseline_verdict(as_evaluation(model), as_evaluation(rule), "U-Net")
+    assert "above the threshold baseline on" in text and "ET" in text.split(";")[0]
+    assert "On ET the order is the other way round on the 1 cases that have it: 0.000 against the baseline's" in text
+    assert "the U-Net left 1 and the baseline 0 without ET" in text
+    # the other way round it is said too; when both orders agree (here: equal), nothing is added
+    assert "0.400 against the baseline's 0.000" in baseline_verdict(as_evaluation(rule), as_evaluation(model), "rule")
+    assert "other way round" not in baseline_verdict(as_evaluation(model), as_evaluation(model), "U-Net")
