@@ -95,7 +95,14 @@ class Evaluation:
 # ----------------------------------------------------------------------------- prediction
 
 
-def predict_probabilities(model, cached: CachedCase, batch_size: int = 16) -> np.ndarray:
+#: Axial slices a 2-D model predicts at once.  Larger batches use the CPU better than the
+#: training batch of 16 (measured on 12 test cases at 64 x 64 on 2 cores: 1.07x faster for the
+#: U-Net, 1.3x for the ResNet50 U-Net); prediction keeps no activations for gradients, so 64
+#: slices need about what a training step of 16 does.
+PREDICT_BATCH = 64
+
+
+def predict_probabilities(model, cached: CachedCase, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """Softmax probabilities of ``model`` for one cached case, at the model's resolution.
 
     Returns:
@@ -109,18 +116,31 @@ def predict_probabilities(model, cached: CachedCase, batch_size: int = 16) -> np
     return np.asarray(model.predict_on_batch(as_float32(images)[None]), np.float32)[0]
 
 
+def _most_probable(probabilities: np.ndarray) -> np.ndarray:
+    """``np.argmax(probabilities, axis=-1)`` as uint8 (the first class on ties), one class plane
+    at a time: the resized probabilities hold each class contiguously, so this reads memory in
+    order where an argmax over the last axis strides across it (several times faster)."""
+    best = probabilities[..., 0].copy()
+    index = np.zeros(best.shape, np.uint8)
+    for c in range(1, probabilities.shape[-1]):
+        plane = probabilities[..., c]
+        index[plane > best] = c
+        np.maximum(best, plane, out=best)
+    return index
+
+
 def _to_original_grid(probabilities: np.ndarray, cached: CachedCase) -> np.ndarray:
     """BraTS labels on the case's grid from the model's class probabilities: resized back
     (bilinear, before the argmax) onto the box the case was cropped to, or the whole grid."""
     shape, box = cached.meta["shape"], cached.meta.get("box")
     target = shape if box is None else [b - a for a, b in box]
     classes = resize_back(probabilities, target, order=1, slices_first=cached.mode == "2d")
-    labels = to_brats_labels(np.argmax(classes, axis=-1).astype(np.uint8))
+    labels = to_brats_labels(_most_probable(classes))
     return labels if box is None else paste_box(labels, box, shape)
 
 
 def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapping[str, Any], *,
-                 cache_dir: str | os.PathLike | None = None, batch_size: int = 16) -> Prediction:
+                 cache_dir: str | os.PathLike | None = None, batch_size: int = PREDICT_BATCH) -> Prediction:
     """Predict one case folder (labeled or not) on its original grid.
 
     Args:
@@ -159,7 +179,7 @@ def evaluate_cases(
     *,
     cache_dir: str | os.PathLike | None = None,
     predictions_dir: str | os.PathLike | None = None,
-    batch_size: int = 16,
+    batch_size: int = PREDICT_BATCH,
     progress: bool = True,
 ) -> Evaluation:
     """Predict and score labeled cases against their ground truth on the original grid.

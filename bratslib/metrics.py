@@ -298,7 +298,12 @@ def _check_labels(labels: np.ndarray, what: str) -> np.ndarray:
     labels = np.asarray(labels)
     if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
         raise ValueError(f"{what} must hold integer BraTS labels, got dtype {labels.dtype}")
-    bad = ~np.isin(labels, tuple(LABEL_KEYS))
+    if labels.dtype == np.uint8:  # predictions and most label files: a table lookup, 10x faster than isin
+        allowed = np.zeros(256, bool)
+        allowed[list(LABEL_KEYS)] = True
+        bad = ~allowed[labels]
+    else:
+        bad = ~np.isin(labels, tuple(LABEL_KEYS))
     if bad.any():
         raise ValueError(f"{what} holds labels {np.unique(labels[bad])[:10].tolist()} outside "
                          f"the BraTS labels {sorted(LABEL_KEYS)}")
@@ -333,10 +338,22 @@ def case_scores(pred_labels: np.ndarray, true_labels: np.ndarray,
     if pred_labels.shape != true_labels.shape:
         raise ValueError(f"shape mismatch: pred_labels {pred_labels.shape} vs "
                          f"true_labels {true_labels.shape}")
-    out = {"accuracy": float(np.mean(pred_labels == true_labels)), "mean_iou": 0.0}
+    # Outside the box of every tumour voxel of either volume both are background: count there
+    # once instead of comparing voxel by voxel (the same numbers, a fraction of the work).
+    total = pred_labels.size
+    box = bounding_box((pred_labels > 0) | (true_labels > 0))
+    if box is not None:
+        pred_labels, true_labels = pred_labels[box], true_labels[box]
+    outside = total - pred_labels.size  # voxels that are background in both
+
+    def counts(pred: np.ndarray, truth: np.ndarray, background: bool = False) -> tuple[int, int, int, int]:
+        tp, fp, fn, tn = overlap_counts(pred, truth)
+        return (tp + outside, fp, fn, tn) if background else (tp, fp, fn, tn + outside)
+
+    out = {"accuracy": float((np.count_nonzero(pred_labels == true_labels) + outside) / total), "mean_iou": 0.0}
     ious = []
     for label, name in LABEL_KEYS.items():
-        tp, fp, fn, tn = overlap_counts(pred_labels == label, true_labels == label)
+        tp, fp, fn, tn = counts(pred_labels == label, true_labels == label, background=label == 0)
         out[f"dice_{name}"] = overlap_ratio(2 * tp, 2 * tp + fp + fn, fp, fn)
         out[f"iou_{name}"] = overlap_ratio(tp, tp + fp + fn, fp, fn)
         out[f"precision_{name}"] = overlap_ratio(tp, tp + fp, fp, fn)
@@ -346,7 +363,7 @@ def case_scores(pred_labels: np.ndarray, true_labels: np.ndarray,
             ious.append(out[f"iou_{name}"])
     out["mean_iou"] = float(np.mean(ious)) if ious else 1.0
     for region, pred, truth in zip(REGIONS, region_masks(pred_labels), region_masks(true_labels)):
-        tp, fp, fn, tn = overlap_counts(pred, truth)
+        tp, fp, fn, tn = counts(pred, truth)
         out[f"dice_{region}"] = overlap_ratio(2 * tp, 2 * tp + fp + fn, fp, fn)
         out[f"sensitivity_{region}"] = overlap_ratio(tp, tp + fn, fp, fn)
         out[f"specificity_{region}"] = overlap_ratio(tn, tn + fp, fp, fn)

@@ -51,6 +51,21 @@ def trained_run(tiny_dataset, tmp_path_factory):
     return result, tmp / "cache"
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels first in memory"])
+def test_most_probable_class_is_numpys_argmax_ties_included(layout):
+    from bratslib.evaluate import _most_probable
+
+    rng = np.random.default_rng(0)
+    p = rng.random((7, 9, 5, 4)).astype(np.float32)
+    p[0, 0, 0] = [0.3, 0.3, 0.1, 0.3]  # a tie: the first class wins, as with np.argmax
+    p[1, 1, 1] = [0.1, 0.2, 0.35, 0.35]
+    if layout != "contiguous":
+        p = np.moveaxis(np.ascontiguousarray(np.moveaxis(p, -1, 0)), 0, -1)  # as resize_back returns it
+    got = _most_probable(p)
+    assert got.dtype == np.uint8 and np.array_equal(got, np.argmax(p, axis=-1))
+    assert got[0, 0, 0] == 0 and got[1, 1, 1] == 2
+
+
 def test_the_perfect_model_gives_back_the_ground_truth_on_the_original_grid(tiny_dataset, tmp_path):
     files = find_cases(tiny_dataset)[0]
     cached = PreprocessedCache(tmp_path, **{k: PREPROCESSING[k] for k in ("modalities", "size", "mode", "normalize")}).get(files)
