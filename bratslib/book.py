@@ -461,12 +461,17 @@ def _page_notebook(executed: Path) -> bytes:
     return nbformat.writes(nb).encode("utf-8")
 
 
+#: The book's style sheet, staged into ``_static/`` beside plotly.js: tables fit the article's column.
+BOOK_CSS = Path("book/static/brats.css")
+
+
 def stage_book(root: str | os.PathLike, executed_dir: str | os.PathLike, site_dir: str | os.PathLike) -> list[Path]:
     """Copy the book's sources and executed notebooks into ``site_dir``; return the files.
 
     ``site_dir`` receives ``_config.yml``, ``_toc.yml``, ``book/``, every file of the toc
     (notebooks from ``executed_dir``), the benchmark reports (``benchmarks/results/*.md``, which
-    the performance page includes) and ``_static/plotly.min.js``.  Files whose content did
+    the performance page includes), ``_static/plotly.min.js`` and the style sheet
+    :data:`BOOK_CSS` (as ``_static/brats.css``).  Files whose content did
     not change are left alone (so Sphinx rebuilds only what changed); files no longer part of
     the book are removed (the ``_build`` folder excepted).
 
@@ -497,6 +502,9 @@ def stage_book(root: str | os.PathLike, executed_dir: str | os.PathLike, site_di
         else:
             wanted[rel] = path.read_bytes
     wanted[Path("_static/plotly.min.js")] = plotly_js().read_bytes
+    css = root / BOOK_CSS
+    if css.is_file():  # the book's style sheet (_config.yml's html_css_files)
+        wanted[Path("_static") / css.name] = css.read_bytes
 
     site_dir.mkdir(parents=True, exist_ok=True)
     for rel, content in wanted.items():

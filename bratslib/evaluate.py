@@ -107,12 +107,23 @@ def predict_probabilities(model, cached: CachedCase, batch_size: int = PREDICT_B
 
     Returns:
         float32 (z, S, S, n_classes) for a case cached in 2-D mode (every axial slice,
-        ``batch_size`` at a time), (S, S, S, n_classes) in 3-D mode.
+        ``batch_size`` at a time, the last batch padded with empty slices to a multiple of 16 so
+        that the model's predict function is traced for a few shapes, not for one per case),
+        (S, S, S, n_classes) in 3-D mode.
     """
     images = cached.images
     if cached.mode == "2d":
-        out = [model.predict_on_batch(as_float32(images[k:k + batch_size])) for k in range(0, len(images), batch_size)]
-        return np.concatenate([np.asarray(o, np.float32) for o in out])
+        out = []
+        for k in range(0, len(images), batch_size):
+            batch = as_float32(images[k:k + batch_size])
+            n = len(batch)
+            # the last, short batch padded to a multiple of 16 slices (at most batch_size): a few shapes
+            # to trace, not one per case, for at most 15 slices of extra work
+            padded = min(batch_size, -(-n // 16) * 16)
+            if padded > n:
+                batch = np.concatenate([batch, np.zeros((padded - n, *batch.shape[1:]), batch.dtype)])
+            out.append(np.asarray(model.predict_on_batch(batch), np.float32)[:n])
+        return np.concatenate(out)
     return np.asarray(model.predict_on_batch(as_float32(images)[None]), np.float32)[0]
 
 

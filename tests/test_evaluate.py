@@ -66,6 +66,28 @@ def test_most_probable_class_is_numpys_argmax_ties_included(layout):
     assert got[0, 0, 0] == 0 and got[1, 1, 1] == 2
 
 
+def test_prediction_pads_the_last_short_batch_to_a_multiple_of_16_and_drops_the_padding():
+    from types import SimpleNamespace
+
+    from bratslib.evaluate import predict_probabilities
+
+    class Recorder:
+        shapes: list = []
+
+        def predict_on_batch(self, x):
+            self.shapes.append(x.shape[0])
+            return np.repeat(x[..., :1], 4, axis=-1) * np.arange(1, 5, dtype=np.float32)
+
+    images = np.random.default_rng(0).random((70, 8, 8, 2)).astype(np.float32)
+    model = Recorder()
+    out = predict_probabilities(model, SimpleNamespace(images=images, mode="2d"), 64)
+    assert model.shapes == [64, 16] and out.shape == (70, 8, 8, 4)  # 6 slices padded to 16, then dropped
+    np.testing.assert_array_equal(out[..., 1], images[..., 0] * 2)
+    model.shapes.clear()
+    predict_probabilities(model, SimpleNamespace(images=images[:10], mode="2d"), 5)
+    assert model.shapes == [5, 5]  # never past the batch size
+
+
 def test_the_perfect_model_gives_back_the_ground_truth_on_the_original_grid(tiny_dataset, tmp_path):
     files = find_cases(tiny_dataset)[0]
     cached = PreprocessedCache(tmp_path, **{k: PREPROCESSING[k] for k in ("modalities", "size", "mode", "normalize")}).get(files)
