@@ -213,6 +213,12 @@ def pairwise_comparisons(results: Mapping[str, ModelResult], keys: Sequence[str]
     return rows
 
 
+def metric_name(key: str) -> str:
+    """A per-case metric's key as the tables and sentences print it: ``"dice_TC"`` -> ``"Dice TC"``,
+    ``"hd95_WT"`` -> ``"HD95 WT"``, ``"mean_iou"`` -> ``"mean iou"``."""
+    return key.replace("dice_", "Dice ").replace("hd95_", "HD95 ").replace("_", " ")
+
+
 def comparisons_verdict(rows: Sequence[Mapping[str, Any]], alpha: float = 0.05) -> str:
     """One paragraph on :func:`pairwise_comparisons`' rows: how many differ significantly after
     the correction and which, or why none can."""
@@ -228,7 +234,7 @@ def comparisons_verdict(rows: Sequence[Mapping[str, Any]], alpha: float = 0.05) 
     if not significant:
         return (f"None of the {m} differences is significant at {alpha:g} after Holm's correction over {m} "
                 f"comparisons ({n} test cases): on these cases the models cannot be told apart.")
-    named = "; ".join(f"{r['a']} vs {r['b']} on {r['key']}: {r['a']} {r['verdict'].rsplit(' ', 1)[-1]} by "
+    named = "; ".join(f"{r['a']} vs {r['b']} on {metric_name(r['key'])}: {r['a']} {r['verdict'].rsplit(' ', 1)[-1]} by "
                       f"{abs(r['difference']):.3f} (Holm-adjusted p = {r['p_holm']:.3g})" for r in significant)
     return (f"{len(significant)} of the {m} differences are significant at {alpha:g} after Holm's correction "
             f"({n} test cases): {named}. The other {m - len(significant)} are not.")
@@ -242,7 +248,7 @@ def comparisons_table(rows: Sequence[Mapping[str, Any]], *, means: bool = False)
 
     head = ["models", "metric", "cases", *(["mean of the first", "mean of the second"] if means else []),
             "mean difference [95 % interval]", "Wilcoxon p", "Holm p", "verdict"]
-    body = [(f"{r['a']} − {r['b']}", r["key"].replace("dice_", "Dice ").replace("hd95_", "HD95 "), r["n"],
+    body = [(f"{r['a']} − {r['b']}", metric_name(r["key"]), r["n"],
              *([f"{r['mean_a']:.3f}", f"{r['mean_b']:.3f}"] if means else []),
              f"{r['difference']:+.3f}" + ("" if not np.isfinite(r["ci"][0]) else f" [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]"),
              f"{r['p']:.3g}", f"{r['p_holm']:.3g}", r["verdict"]) for r in rows]

@@ -139,7 +139,7 @@ def test_pairwise_comparisons_say_when_cases_are_too_few_and_which_pairs_differ(
     assert verdicts[("2D U-Net", "3D U-Net")] == "2D U-Net higher"
     assert all(r["p_holm"] >= r["p"] for r in rows)
     text = comparisons_verdict(rows)
-    assert "significant at 0.05 after Holm's correction" in text and "2D U-Net vs 3D U-Net" in text
+    assert "significant at 0.05 after Holm's correction" in text and "2D U-Net vs 3D U-Net on Dice WT" in text
 
     from bratslib.comparison import comparisons_table
 
