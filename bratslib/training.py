@@ -410,7 +410,7 @@ def train(
                           metrics=list(metrics) if metrics is not None else training_metrics())
             start, history, best, best_epoch, saved = 0, [], None, None, None
 
-    lines = verbose is None and os.environ.get("BRATSLIB_BOOK_BUILD") == "1"  # Keras silent, a line per epoch
+    lines = verbose is None and default_verbose() == 0  # a book build: Keras silent, a line per epoch
     verbose = default_verbose() if verbose is None else verbose
     # the schedule's messages follow Keras' verbosity (in the book, the epoch lines say when the rate fell)
     others = {
