@@ -3,6 +3,10 @@ is tested once for all in ``test_registry.py``)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -186,3 +190,21 @@ def test_xla_compiles_the_layer_and_its_gradient():
     y, grad = forward_backward(x)
     np.testing.assert_allclose(np.asarray(y), expected, atol=1e-6)
     assert np.all(np.abs(np.asarray(grad)) > 0)
+
+
+def test_the_tf_interface_deprecation_shows_once_per_process():
+    """PennyLane warns at every new trace; a notebook changes the warning filters between cells,
+    which makes Python forget what it has shown: the warning would repeat in every cell that trains."""
+    script = (
+        "import warnings\n"
+        "from bratslib.models.quantum import QuantumLayer\n"
+        "import numpy as np, tensorflow as tf\n"
+        "x = np.ones((2, 2), np.float32)\n"
+        "for size in (2, 3):\n"
+        "    warnings.simplefilter('default', ResourceWarning)  # a filter change, as between cells\n"
+        "    tf.function(QuantumLayer(n_qubits=size, n_layers=1))(np.ones((2, size), np.float32))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("Support for the TensorFlow interface is deprecated") == 1, done.stderr[-2000:]

@@ -62,16 +62,20 @@ backprop in a graph wins.  XLA compiles the backprop graph too (``jit_compile=Tr
 on CPU; Keras' ``"auto"`` turns XLA on where there is a GPU, as for the classical model).
 
 **Warnings.**  PennyLane 0.45 warns that its TensorFlow interface is deprecated (its message
-still says it "will be removed in v0.44"); it works, and the warning shows once per process
-(Python shows a warning once per place in the code), so we leave it visible: it is true.  TensorFlow's
+still says it "will be removed in v0.44"); it works, and we leave the warning visible, since it
+is true, but once per process (:data:`_TF_INTERFACE_DEPRECATION`; a notebook otherwise shows it
+again in every cell that trains: any change to the warning filters, as between cells, makes
+Python forget which warnings it has shown).  TensorFlow's
 log line about casting complex128 to float64, a dozen times per traced step, is dropped
 (see :data:`_COMPLEX_CAST_WARNING`).  pyproject.toml pins ``pennylane==0.45.1``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -102,6 +106,16 @@ def _not_the_complex_cast_warning(record: logging.LogRecord) -> bool:
 # exactly right (the angles are real).  We drop that one message from TensorFlow's logger.
 _COMPLEX_CAST_WARNING = "You are casting an input of type complex128 to an incompatible dtype float64"
 tf.get_logger().addFilter(_not_the_complex_cast_warning)
+
+#: The start of PennyLane's deprecation warning for its TensorFlow interface: shown by the
+#: first circuit a process runs, then ignored (:func:`_after_the_first_circuit`).
+_TF_INTERFACE_DEPRECATION = "Support for the TensorFlow interface is deprecated"
+
+
+@functools.cache
+def _after_the_first_circuit() -> None:
+    # Python's "once" is not enough: it forgets what it showed whenever the filters change
+    warnings.filterwarnings("ignore", message=_TF_INTERFACE_DEPRECATION)
 
 
 def circuit(inputs, weights, n_qubits: int, n_layers: int):
@@ -192,7 +206,9 @@ class QuantumLayer(layers.Layer):
     # so at length; the QNode is plain Python that builds TensorFlow operations anyway.
     @tf.autograph.experimental.do_not_convert
     def _expectations(self, angles, weights):
-        return tf.math.real(tf.stack(self.qnode(angles, weights), axis=-1))
+        expectations = tf.math.real(tf.stack(self.qnode(angles, weights), axis=-1))
+        _after_the_first_circuit()
+        return expectations
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.n_qubits)
