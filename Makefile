@@ -24,6 +24,8 @@ DATA_DIR   ?= $(SYNTH_DIR)
 EXECUTED   := build/executed
 SITE       := build/site
 PYTEST_ARGS ?=
+# `make test` runs on this many processes (pytest-xdist, whole modules each), CI's two cores
+TEST_WORKERS ?= 2
 # training runs of the chapters (kept by `make clean`: results are never thrown away by a build)
 RESULTS    ?= results
 
@@ -55,7 +57,7 @@ help:
 	@echo "make gpu-check  every model at the report's size (float32, mixed precision, XLA) and each chapter's projected full run"
 	@echo "make clean      remove build/ (keeps $(VENV));  make distclean also removes $(VENV)"
 	@echo
-	@echo "variables: BOOK_CASES=$(BOOK_CASES) SEED=$(SEED) PROFILE=$(PROFILE) DATA_DIR=$(DATA_DIR) PYTHON=$(PYTHON)"
+	@echo "variables: BOOK_CASES=$(BOOK_CASES) SEED=$(SEED) PROFILE=$(PROFILE) DATA_DIR=$(DATA_DIR) PYTHON=$(PYTHON) TEST_WORKERS=$(TEST_WORKERS)"
 	@echo "  the real data:  make book DATA_DIR=/path/to/BraTS2020_TrainingData"
 
 # --------------------------------------------------------------------------- set-up
@@ -118,7 +120,7 @@ book: data | $(VENV_STAMP)
 
 test: $(VENV_STAMP)
 	@echo "== running the test suite"
-	MPLBACKEND=Agg $(BIN)/python -m pytest -m "not hosted" $(PYTEST_ARGS)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m "not hosted" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # Colab (Python 3.13) and Kaggle (Python 3.12) as tests/hosted/*.txt describe them, built from
 # pyenv's interpreters: installing bratslib the documented way changes no preinstalled package

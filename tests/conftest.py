@@ -82,3 +82,15 @@ def _temporary_bratslib_cache(tmp_path_factory):
         os.environ.pop("BRATSLIB_CACHE", None)
     else:
         os.environ["BRATSLIB_CACHE"] = old
+
+
+#: Test modules that take the longest, run first: ``make test`` spreads whole modules over two
+#: workers (pytest-xdist, ``--dist loadscope``), and the chapters' notebooks (most of the suite's
+#: time, and one module because later chapters read earlier chapters' runs) must start at once
+#: for both workers to finish together.
+LONGEST_FIRST = ("test_notebooks.py", "test_benchmarks.py", "test_training.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module keeps its order
