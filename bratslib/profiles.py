@@ -87,10 +87,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {**_SEG2D["smoke"], "model": dict(base_filters=16, depth=3, dropout=0.1)},
         "full": {**_SEG2D["full"], "model": dict(base_filters=32, depth=4, dropout=0.2)},
     },
+    # one volume per batch: instance normalisation on the CPU (see bratslib.models.unet3d), the
+    # report's BatchNorm in ``full``
     "unet3d": {
-        "tiny": {**_SEG3D["tiny"], "model": dict(base_filters=2, depth=2, dropout=0.0)},
-        "smoke": {**_SEG3D["smoke"], "model": dict(base_filters=8, depth=3, dropout=0.1)},
-        "full": {**_SEG3D["full"], "model": dict(base_filters=16, depth=4, dropout=0.2)},
+        "tiny": {**_SEG3D["tiny"], "model": dict(base_filters=2, depth=2, dropout=0.0, normalization="instance")},
+        "smoke": {**_SEG3D["smoke"], "model": dict(base_filters=8, depth=3, dropout=0.1, normalization="instance")},
+        "full": {**_SEG3D["full"], "model": dict(base_filters=16, depth=4, dropout=0.2, normalization="batch")},
     },
     "resnet50_unet": {
         "tiny": {**_RESNET["tiny"], "model": dict(encoder_weights=None, decoder_filters=(16, 8, 8, 4, 4))},

@@ -20,14 +20,27 @@ def test_the_report_setting_builds_with_the_right_output_shape():
     assert model.output.dtype == "float32"
 
 
-def test_batch_norm_can_be_left_out():
-    def norms(model):
-        return sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+def norms(model, kind=keras.layers.BatchNormalization):
+    return sum(isinstance(layer, kind) for layer in model.layers)
 
-    plain = build_unet3d(**dict(TINY, batch_norm=False, dropout=0.0))
+
+def test_batch_norm_can_be_left_out():
+    plain = build_unet3d(**dict(TINY, normalization=None, dropout=0.0))
     assert norms(plain) == 0 and norms(build_unet3d(**TINY)) == 2 * (2 * 2 + 1)  # 2 per block, depth 2
     x = np.random.default_rng(0).random((2, 16, 16, 16, 2), dtype=np.float32)
     np.testing.assert_allclose(plain.predict(x, verbose=0).sum(-1), 1.0, atol=1e-5)
+
+
+def test_instance_normalisation_treats_each_volume_alone_in_training_as_in_inference():
+    model = build_unet3d(**dict(TINY, normalization="instance", dropout=0.0))
+    assert norms(model) == 0 and norms(model, keras.layers.GroupNormalization) == 2 * (2 * 2 + 1)
+    x = np.random.default_rng(0).random((2, 16, 16, 16, 2), dtype=np.float32)
+    alone = np.asarray(model(x[:1], training=True))
+    # the same volume beside another, in training and in inference mode: the same output
+    np.testing.assert_allclose(np.asarray(model(x, training=True))[:1], alone, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(x, training=False))[:1], alone, atol=1e-5)
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        build_unet3d(**dict(TINY, normalization="layer"))
 
 
 @pytest.mark.parametrize(
