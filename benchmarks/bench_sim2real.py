@@ -154,21 +154,22 @@ def describe(options: list[str], augment) -> str:
 
 
 def table_of(results: dict) -> tuple[list[str], list[tuple]]:
-    header = ["variant", "what it changes", "train aug.", "s / case", "synthetic test Dice WT / TC / ET",
+    header = ["variant", "what it changes", "train aug.", "training", "s / case", "synthetic test Dice WT / TC / ET",
               "tuned threshold, synthetic test", "real Dice WT / TC / ET", "real HD95 (mm)", "real, per case"]
     rows = []
     for r in results["variants"]:
         if "error" in r:
-            rows.append((r["variant"].replace("+", " + "), "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
+            rows.append((r["variant"].replace("+", " + "), "", "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
             continue
-        rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"]), str(r["augment"]), round(r["seconds_per_case"], 1),
+        rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"]), str(r["augment"]),
+                     f"{r['epochs']} epochs, {r['train_s']:.0f} s", round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _triple(r["synthetic_threshold"]), _triple(r["real"]),
                      _triple(r["real"], "hd95"), _per_case(r["real"])))
     for name, label in (("real_threshold", "one threshold on one channel, tuned per case on its truth"),
                         ("algorithms", "the five BraTS 2020 algorithms, pairwise")):
         ref = results.get(name)
         if ref:
-            rows.append((label, "", "", "", "", "", _triple(ref), _triple(ref, "hd95"), _per_case(ref)))
+            rows.append((label, "", "", "", "", "", "", _triple(ref), _triple(ref, "hd95"), _per_case(ref)))
     return header, rows
 
 

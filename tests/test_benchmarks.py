@@ -174,4 +174,6 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
         assert all(0 <= row[k]["mean"]["dice_WT"] <= 1 for k in ("synthetic", "synthetic_threshold", "real"))
     assert (tmp_path / "data" / "glioma" / "seed0-cases3" / "bratslib_synthetic.json").is_file()
     assert "| glioma + augment |" in done.stdout and "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
+    # each row says how long its U-Net trained (rows appended later may have trained at another budget)
+    assert f"| {rows[0]['epochs']} epochs, {rows[0]['train_s']:.0f} s |" in done.stdout
     assert "one threshold on one channel, tuned per case on its truth" in (tmp_path / "out" / "bench_sim2real.md").read_text()
