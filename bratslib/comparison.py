@@ -236,8 +236,10 @@ def comparisons_verdict(rows: Sequence[Mapping[str, Any]], alpha: float = 0.05) 
                 f"comparisons ({n} test cases): on these cases the models cannot be told apart.")
     named = "; ".join(f"{r['a']} vs {r['b']} on {metric_name(r['key'])}: {r['a']} {r['verdict'].rsplit(' ', 1)[-1]} by "
                       f"{abs(r['difference']):.3f} (Holm-adjusted p = {r['p_holm']:.3g})" for r in significant)
-    return (f"{len(significant)} of the {m} differences are significant at {alpha:g} after Holm's correction "
-            f"({n} test cases): {named}. The other {m - len(significant)} are not.")
+    rest = m - len(significant)
+    return (f"{len(significant)} of the {m} differences {'is' if len(significant) == 1 else 'are'} significant at "
+            f"{alpha:g} after Holm's correction ({n} test cases): {named}."
+            + (" The other is not." if rest == 1 else f" The other {rest} are not." if rest else ""))
 
 
 def comparisons_table(rows: Sequence[Mapping[str, Any]], *, means: bool = False):

@@ -140,6 +140,10 @@ def test_pairwise_comparisons_say_when_cases_are_too_few_and_which_pairs_differ(
     assert all(r["p_holm"] >= r["p"] for r in rows)
     text = comparisons_verdict(rows)
     assert "significant at 0.05 after Holm's correction" in text and "2D U-Net vs 3D U-Net on Dice WT" in text
+    # the sentence agrees in number with its counts
+    n_significant = sum(r["verdict"].endswith(("higher", "lower")) for r in rows)
+    assert text.startswith(f"{n_significant} of the 3 differences {'is' if n_significant == 1 else 'are'} significant")
+    assert text.endswith({1: "The other 2 are not.", 2: "The other is not.", 3: "."}[n_significant])
 
     from bratslib.comparison import comparisons_table
 
