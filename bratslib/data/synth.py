@@ -126,11 +126,12 @@ SYNTH_OPTIONS: dict[str, str] = {
     "glioma": "oedema infiltrating along white matter, thin, irregular or patchy enhancement, non-enhancing core, "
               "several foci, stronger mass effect",
 }
-#: What the synthetic default uses: none yet.  ``benchmarks/bench_sim2real.py`` measured every
-#: option on at 0.74 / 0.07 / 0.50 Dice (WT / TC / ET) on the real scans against 0.41 / 0.27 / 0.00
-#: for the first generator, but at the book's smoke budget (192 optimizer steps) the U-Net then
-#: learns neither TC nor ET even on the synthetic test cases (0.49 / 0.00 / 0.33): the options
-#: become the default once the models learn within the book's budget (issue 16).
+#: What the synthetic default uses: none yet.  ``benchmarks/bench_sim2real.py`` at the book's smoke
+#: budget (256 optimizer steps, one seed): every option on scores 0.71 / 0.39 / 0.50 Dice (WT / TC /
+#: ET) on the two real scans against 0.67 / 0.38 / 0.00 for the first generator (the ET only from
+#: the scan without enhancing tumour), and 0.60 / 0.21 / 0.17 on the synthetic test cases against
+#: 0.81 / 0.56 / 0.13; single rows swing more than that between option sets.  The options become
+#: the default once a variant beats the first generator on real scans by more than a seed's noise.
 DEFAULT_OPTIONS: frozenset[str] = frozenset()
 
 
