@@ -72,7 +72,8 @@ def test_prediction_pads_the_last_short_batch_to_a_multiple_of_16_and_drops_the_
     from bratslib.evaluate import predict_probabilities
 
     class Recorder:
-        shapes: list = []
+        def __init__(self):
+            self.shapes = []
 
         def predict_on_batch(self, x):
             self.shapes.append(x.shape[0])

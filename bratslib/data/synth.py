@@ -126,12 +126,12 @@ SYNTH_OPTIONS: dict[str, str] = {
     "glioma": "oedema infiltrating along white matter, thin, irregular or patchy enhancement, non-enhancing core, "
               "several foci, stronger mass effect",
 }
-#: What the synthetic default uses: none yet.  ``benchmarks/bench_sim2real.py`` at the book's smoke
-#: budget (256 optimizer steps, one seed): every option on scores 0.71 / 0.39 / 0.50 Dice (WT / TC /
-#: ET) on the two real scans against 0.67 / 0.38 / 0.00 for the first generator (the ET only from
-#: the scan without enhancing tumour), and 0.60 / 0.21 / 0.17 on the synthetic test cases against
-#: 0.81 / 0.56 / 0.13; single rows swing more than that between option sets.  The options become
-#: the default once a variant beats the first generator on real scans by more than a seed's noise.
+#: What the synthetic default uses: none yet.  ``benchmarks/bench_sim2real.py`` (its report in
+#: ``benchmarks/results/bench_sim2real.md``) finds, at the book's smoke budget and one seed per
+#: variant, no variant that reaches the real scans' goal, and rows that swing more between option
+#: sets than any option explains; the first generator keeps the best synthetic test Dice on the
+#: whole tumour and the core.  The
+#: options become the default once a variant beats it on real scans by more than a seed's noise.
 DEFAULT_OPTIONS: frozenset[str] = frozenset()
 
 
