@@ -33,7 +33,7 @@ def test_the_report_setting_says_its_encoder_is_random(report_model):
     [
         ({}, 32_603_684, 32_548_580),
         ({"freeze_encoder": True}, 32_603_684, 9_013_988),
-        ({"decoder_filters": (128, 64, 32, 16, 8)}, 27_801_364, 27_747_252),
+        ({"decoder_filters": (128, 64, 32, 32, 32)}, 27_839_300, 27_785_028),
     ],
 )
 def test_parameter_counts_match_the_docstring(report_model, kwargs, total, trainable):
