@@ -130,8 +130,8 @@ SYNTH_OPTIONS: dict[str, str] = {
 #: ``benchmarks/results/bench_sim2real.md``) finds, at the book's smoke budget and one seed per
 #: variant, no variant that reaches the real scans' goal, and rows that swing more between option
 #: sets than any option explains; the first generator keeps the best synthetic test Dice on the
-#: whole tumour and the core.  The
-#: options become the default once a variant beats it on real scans by more than a seed's noise.
+#: whole tumour and the core.  The options become the default once a variant beats it on real
+#: scans by more than a seed's noise.
 DEFAULT_OPTIONS: frozenset[str] = frozenset()
 
 
