@@ -57,9 +57,9 @@ _RESNET: dict[str, dict[str, Any]] = {
     "smoke": {**_SEG2D["smoke"], **_THREE_CHANNELS},
     "full": {**_SEG2D["full"], **_THREE_CHANNELS},
 }
-#: Chapter 8, tumour / no-tumour slice classification: ResNet18 on 128 x 128 x 3 (the report's
-#: input), half the slices of each training epoch with tumour, cross-entropy, best epoch by
-#: validation ROC AUC.
+#: Chapter 8, tumour / no-tumour slice classification: ResNet18 on three channels, 128 x 128 (the
+#: report's input) under ``full`` and 64 x 64 under ``smoke`` as in the other chapters, half the
+#: slices of each training epoch with tumour, cross-entropy, best epoch by validation ROC AUC.
 _CLASSIFY: dict[str, dict[str, Any]] = {
     name: {**{k: v for k, v in _SEG2D[name].items() if k != "baseline_cases"}, **_THREE_CHANNELS,
            "n_classes": 2, "min_tumour_pixels": 20, "foreground_fraction": 0.5, **changes}
