@@ -72,13 +72,9 @@ _CLASSIFY: dict[str, dict[str, Any]] = {
 #: The 3-D chapter: whole volumes resized to S^3 (the report's 128^3; 64^3 on the CPU), batch 1.
 #: Under ``smoke`` about the 2-D chapters' number of steps: 13 epochs of the 20 training volumes,
 #: 260 steps of one volume each (a 64^3 volume holds as many voxels as 64 slices), at a learning
-#: rate of 5e-3 rather than the 2-D chapters' 2e-3: at 2e-3 the validation Dice was still
-#: climbing (0.42) when the steps ran out and the test ET where present was 0.05; at 5e-3 it
-#: reached 0.65 (ET 0.57; 1e-2: 0.66 and 0.71), at the same cost; 12 base filters at 2e-3 cost
-#: 1.5 times as much and reached 0.47 (40-case set, seed 0, 2026-11-29; chapter 3's exercise 4
-#: repeats the comparison).  With seed 1 the gain was smaller (0.44 against 0.42; test TC / ET where
-#: present 0.41 / 0.66 against 0.36 / 0.55), and 5e-3 sat near 0 for its first five epochs: it is
-#: near the largest rate this network takes.
+#: rate of 5e-3 rather than the 2-D chapters' 2e-3 (at 2e-3 the validation Dice was still climbing
+#: when the steps ran out; chapter 3's exercise 4 compares the two).  5e-3 is near the largest
+#: rate this network takes: with some seeds it sits near Dice 0 for its first epochs.
 _SEG3D: dict[str, dict[str, Any]] = {
     "tiny": {**_SEG2D["tiny"], "mode": "3d", "size": 16, "batch_size": 1, "samples_per_epoch": None,
              "val_samples": None, "foreground_fraction": None},
@@ -102,11 +98,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {**_SEG3D["full"], "model": dict(base_filters=16, depth=4, dropout=0.2, normalization="batch")},
     },
     # smoke: the last three decoder blocks have 32 filters, not 32, 16 and 8 (the report's widths
-    # halved).  With 16 and 8 channels at the top, the randomly initialised network (offline)
-    # sat at validation Dice ~0 for 8-10 of its 16 epochs and took off at an epoch that moved
-    # with every change; with 32 its validation Dice rose from the first epoch, at about the
-    # same cost (chapter 4's exercise 4 compares the two; session of 2026-11-29, 40-case set,
-    # seed 0: test WT / TC / ET-where-present 0.79 / 0.28 / 0.00 -> 0.84 / 0.58 / 0.75).
+    # halved).  With 16 and 8 channels at the top, the randomly initialised encoder (offline) sat
+    # at validation Dice ~0 for half its epochs and took off at an epoch that moved with every
+    # change; with 32 it learns from the first epochs, at about the same cost (chapter 4's
+    # exercise 4 compares the two).
     "resnet50_unet": {
         "tiny": {**_RESNET["tiny"], "model": dict(encoder_weights=None, decoder_filters=(16, 8, 8, 4, 4))},
         "smoke": {**_RESNET["smoke"], "model": dict(encoder_weights="imagenet", decoder_filters=(128, 64, 32, 32, 32))},
