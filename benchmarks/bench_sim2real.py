@@ -81,8 +81,13 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, object]:
 
 
 def _scores(evaluation) -> dict:
+    """Mean and per-case Dice / HD95 of WT, TC, ET, and ET split by whether the truth holds it
+    (:func:`bratslib.metrics.region_split`: a mean over every case mixes outlining the region
+    with leaving it out where there is none)."""
+    from bratslib.metrics import region_split
+
     keys = [f"{m}_{r}" for m in ("dice", "hd95") for r in REGIONS]
-    return {"mean": {k: evaluation.mean(k) for k in keys},
+    return {"mean": {k: evaluation.mean(k) for k in keys}, "et_split": region_split(evaluation.per_case, "ET"),
             "per_case": [{"case_id": row["case_id"], **{k: row[k] for k in keys}} for row in evaluation.per_case]}
 
 
@@ -135,6 +140,15 @@ def _triple(scores: dict | None, metric: str = "dice", digits: int = 2) -> str:
     return " / ".join("-" if not np.isfinite(v) else f"{v:.{digits}f}" if metric == "dice" else f"{v:.0f}" for v in values)
 
 
+def _et_split(scores: dict | None) -> str:
+    """``0.72 (16) / 6 of 8``: ET Dice where the truth has ET (how many cases), absent ET left empty."""
+    split = (scores or {}).get("et_split")
+    if not split:
+        return ""
+    present = "-" if not split["n_present"] else f"{split['dice_present']:.2f} ({split['n_present']})"
+    return f"{present} / {split['absent_found']} of {split['n_absent']}"
+
+
 def _per_case(scores: dict | None) -> str:
     if not scores:
         return ""
@@ -155,21 +169,21 @@ def describe(options: list[str], augment) -> str:
 
 def table_of(results: dict) -> tuple[list[str], list[tuple]]:
     header = ["variant", "what it changes", "train aug.", "training", "s / case", "synthetic test Dice WT / TC / ET",
-              "tuned threshold, synthetic test", "real Dice WT / TC / ET", "real HD95 (mm)", "real, per case"]
+              "synthetic ET where present (cases) / no ET left empty", "tuned threshold, synthetic test", "real Dice WT / TC / ET", "real HD95 (mm)", "real, per case"]
     rows = []
     for r in results["variants"]:
         if "error" in r:
-            rows.append((r["variant"].replace("+", " + "), "", "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
+            rows.append((r["variant"].replace("+", " + "), "", "", "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
             continue
         rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"]), str(r["augment"]),
                      f"{r['epochs']} epochs, {r['train_s']:.0f} s", round(r["seconds_per_case"], 1),
-                     _triple(r["synthetic"]), _triple(r["synthetic_threshold"]), _triple(r["real"]),
+                     _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]), _triple(r["real"]),
                      _triple(r["real"], "hd95"), _per_case(r["real"])))
     for name, label in (("real_threshold", "one threshold on one channel, tuned per case on its truth"),
                         ("algorithms", "the five BraTS 2020 algorithms, pairwise")):
         ref = results.get(name)
         if ref:
-            rows.append((label, "", "", "", "", "", "", _triple(ref), _triple(ref, "hd95"), _per_case(ref)))
+            rows.append((label, "", "", "", "", "", "", "", _triple(ref), _triple(ref, "hd95"), _per_case(ref)))
     return header, rows
 
 

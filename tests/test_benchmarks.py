@@ -172,6 +172,10 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     for row in rows:
         assert row["seconds_per_case"] > 0 and len(row["real"]["per_case"]) == 2
         assert all(0 <= row[k]["mean"]["dice_WT"] <= 1 for k in ("synthetic", "synthetic_threshold", "real"))
+    # ET split by whether the truth has it: scan 901 has enhancing tumour, 902 has none
+    assert {k: rows[0]["real"]["et_split"][k] for k in ("n_present", "n_absent")} == {"n_present": 1, "n_absent": 1}
+    from benchmarks.bench_sim2real import _et_split
+    assert _et_split(rows[0]["synthetic"]) in done.stdout
     assert (tmp_path / "data" / "glioma" / "seed0-cases3" / "bratslib_synthetic.json").is_file()
     assert "| glioma + augment |" in done.stdout and "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
     # each row says how long its U-Net trained (rows appended later may have trained at another budget)
