@@ -102,7 +102,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
                 profile: str = "smoke") -> dict:
     """One row: write the data, train the chapter-2 U-Net at ``smoke``, score it."""
     from bratslib.chapter import ChapterSetup
-    from bratslib.data.synth import synth_options, write_synthetic_dataset
+    from bratslib.data.synth import GENERATOR_VERSION, synth_options, write_synthetic_dataset
     from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases
     from bratslib.models.unet2d import build_unet2d
 
@@ -127,7 +127,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
     synthetic = evaluate_run(result.run, root, model=result.model, cache_dir=cache_dir, progress=False)
     real = evaluate_cases(result.model, real_cases(real_dir), result.run.config["preprocessing"],
                           cache_dir=cache_dir, progress=False)
-    return {"variant": variant, "options": on, "augment": setup.settings["augment"], "seconds_per_case": per_case_s,
+    return {"variant": variant, "generator_version": GENERATOR_VERSION, "options": on, "augment": setup.settings["augment"], "seconds_per_case": per_case_s,
             "train_s": train_s, "epochs": result.trained_epochs, "best_epoch": result.best_epoch,
             "synthetic": _scores(synthetic), "synthetic_threshold": tuned_threshold(run_cases(result.run, root, "test")),
             "real": _scores(real)}
@@ -168,6 +168,8 @@ def describe(options: list[str], augment) -> str:
 
 
 def table_of(results: dict) -> tuple[list[str], list[tuple]]:
+    from bratslib.data.synth import GENERATOR_VERSION
+
     header = ["variant", "what it changes", "train aug.", "training", "s / case", "synthetic test Dice WT / TC / ET",
               "synthetic ET where present (cases) / no ET left empty", "tuned threshold, synthetic test", "real Dice WT / TC / ET", "real HD95 (mm)", "real, per case"]
     rows = []
@@ -175,7 +177,10 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
         if "error" in r:
             rows.append((r["variant"].replace("+", " + "), "", "", "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
             continue
-        rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"]), str(r["augment"]),
+        # rows written before the generator's version was recorded are bratslib-synth-2's
+        version = r.get("generator_version", "bratslib-synth-2")
+        stale = "" if version == GENERATOR_VERSION else f" (data of {version})"
+        rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"]) + stale, str(r["augment"]),
                      f"{r['epochs']} epochs, {r['train_s']:.0f} s", round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]), _triple(r["real"]),
                      _triple(r["real"], "hd95"), _per_case(r["real"])))

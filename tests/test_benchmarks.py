@@ -169,6 +169,8 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     rows = results["variants"]
     assert [r["variant"] for r in rows] == ["glioma+augment"] and rows[0]["options"] == ["glioma"]
     assert rows[0]["augment"] == "intensity"
+    from bratslib.data.synth import GENERATOR_VERSION
+    assert rows[0]["generator_version"] == GENERATOR_VERSION  # a row says which generator wrote its data
     for row in rows:
         assert row["seconds_per_case"] > 0 and len(row["real"]["per_case"]) == 2
         assert all(0 <= row[k]["mean"]["dice_WT"] <= 1 for k in ("synthetic", "synthetic_threshold", "real"))
