@@ -98,9 +98,30 @@ def tuned_threshold(cases) -> dict:
     return _scores(tuned(cases))
 
 
+def _pooled(scores: list[dict]) -> dict:
+    """Several training seeds' :func:`_scores` as one: the mean of their means, per case the mean
+    over the seeds (real scans: the same cases every time), ET split over every seed's cases."""
+    mean = {k: float(np.mean([sc["mean"][k] for sc in scores])) for k in scores[0]["mean"]}
+    splits = [sc["et_split"] for sc in scores]
+    n_present = sum(sp["n_present"] for sp in splits)
+    et_split = {"n_present": n_present, "n_absent": sum(sp["n_absent"] for sp in splits),
+                "absent_found": sum(sp["absent_found"] for sp in splits),
+                "dice_present": (sum(sp["dice_present"] * sp["n_present"] for sp in splits if sp["n_present"]) / n_present
+                                 if n_present else float("nan"))}
+    ids = [row["case_id"] for row in scores[0]["per_case"]]
+    same_cases = all([row["case_id"] for row in sc["per_case"]] == ids for sc in scores)
+    per_case = [{"case_id": cid, **{k: float(np.mean([sc["per_case"][i][k] for sc in scores]))
+                                    for k in scores[0]["per_case"][i] if k != "case_id"}}
+                for i, cid in enumerate(ids)] if same_cases else []
+    return {"mean": mean, "et_split": et_split, "per_case": per_case}
+
+
 def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: Path, work: Path,
-                profile: str = "smoke") -> dict:
-    """One row: write the data, train the chapter-2 U-Net at ``smoke``, score it."""
+                profile: str = "smoke", train_seeds: list[int] | None = None) -> dict:
+    """One row: write the data (seed ``seed``), train the chapter-2 U-Net at ``smoke`` once per
+    training seed (``train_seeds``, default ``[seed]``: the split, the initial weights and the
+    order of the slices), score each; the row's scores are the mean over the training seeds and
+    ``runs`` keeps each one's."""
     from bratslib.chapter import ChapterSetup
     from bratslib.data.synth import GENERATOR_VERSION, synth_options, write_synthetic_dataset
     from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases
@@ -109,7 +130,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
     options, augment = parse_variant(variant)
     opts = synth_options(options)
     on = sorted(k for k, v in opts.items() if v)
-    folder = data_dir / ("-".join(on) or "v1") / f"seed{seed}-cases{cases}"
+    folder = data_dir / GENERATOR_VERSION / ("-".join(on) or "v1") / f"seed{seed}-cases{cases}"
     timing = folder / "seconds_per_case.json"
     start = time.perf_counter()
     root = write_synthetic_dataset(folder, n_cases=cases, seed=seed, options=opts, progress=False)
@@ -117,20 +138,27 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
         timing.write_text(json.dumps((time.perf_counter() - start) / cases))
     per_case_s = json.loads(timing.read_text())
 
-    setup = ChapterSetup.create("unet2d", profile, data_dir=root, seed=seed,
-                                **({} if augment is None else {"augment": augment}))
+    runs = []
     cache_dir = work / "cache"
-    datasets = setup.datasets(cache_dir, progress=False)
-    start = time.perf_counter()
-    result = setup.train(build_unet2d, datasets, results_dir=work / "results", verbose=0)
-    train_s = time.perf_counter() - start
-    synthetic = evaluate_run(result.run, root, model=result.model, cache_dir=cache_dir, progress=False)
-    real = evaluate_cases(result.model, real_cases(real_dir), result.run.config["preprocessing"],
-                          cache_dir=cache_dir, progress=False)
-    return {"variant": variant, "generator_version": GENERATOR_VERSION, "options": on, "augment": setup.settings["augment"], "seconds_per_case": per_case_s,
-            "train_s": train_s, "epochs": result.trained_epochs, "best_epoch": result.best_epoch,
-            "synthetic": _scores(synthetic), "synthetic_threshold": tuned_threshold(run_cases(result.run, root, "test")),
-            "real": _scores(real)}
+    for train_seed in train_seeds or [seed]:
+        setup = ChapterSetup.create("unet2d", profile, data_dir=root, seed=train_seed,
+                                    **({} if augment is None else {"augment": augment}))
+        datasets = setup.datasets(cache_dir, progress=False)
+        start = time.perf_counter()
+        result = setup.train(build_unet2d, datasets, results_dir=work / f"results-seed{train_seed}", verbose=0)
+        train_s = time.perf_counter() - start
+        synthetic = evaluate_run(result.run, root, model=result.model, cache_dir=cache_dir, progress=False)
+        real = evaluate_cases(result.model, real_cases(real_dir), result.run.config["preprocessing"],
+                              cache_dir=cache_dir, progress=False)
+        runs.append({"train_seed": train_seed, "train_s": train_s, "epochs": result.trained_epochs,
+                     "best_epoch": result.best_epoch, "synthetic": _scores(synthetic),
+                     "synthetic_threshold": tuned_threshold(run_cases(result.run, root, "test")), "real": _scores(real)})
+    return {"variant": variant, "generator_version": GENERATOR_VERSION, "options": on, "augment": setup.settings["augment"],
+            "seconds_per_case": per_case_s, "train_seeds": [r["train_seed"] for r in runs],
+            "train_s": float(np.mean([r["train_s"] for r in runs])), "epochs": runs[0]["epochs"],
+            "best_epoch": runs[0]["best_epoch"],
+            **{k: _pooled([r[k] for r in runs]) for k in ("synthetic", "synthetic_threshold", "real")},
+            "runs": runs}
 
 
 def _triple(scores: dict | None, metric: str = "dice", digits: int = 2) -> str:
@@ -167,28 +195,46 @@ def describe(options: list[str], augment) -> str:
     return text + (f"; {augment} augmentation while training" if augment else "")
 
 
+def _training(r: dict) -> str:
+    """``16 epochs, 51 s``, or over several training seeds ``3 seeds: 15-16 epochs, 55 s each``."""
+    runs = r.get("runs") or [r]
+    epochs = sorted({run["epochs"] for run in runs})
+    span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+    if len(runs) == 1:
+        return f"{span} epochs, {r['train_s']:.0f} s"
+    return f"{len(runs)} seeds: {span} epochs, {r['train_s']:.0f} s each"
+
+
+def _per_seed(r: dict) -> str:
+    """Each training seed's real Dice: how far one row moves with the seed."""
+    runs = r.get("runs") or []
+    return "; ".join(f"seed {run['train_seed']}: {_triple(run['real'])}" for run in runs) if len(runs) > 1 else ""
+
+
 def table_of(results: dict) -> tuple[list[str], list[tuple]]:
     from bratslib.data.synth import GENERATOR_VERSION
 
     header = ["variant", "what it changes", "train aug.", "training", "s / case", "synthetic test Dice WT / TC / ET",
-              "synthetic ET where present (cases) / no ET left empty", "tuned threshold, synthetic test", "real Dice WT / TC / ET", "real HD95 (mm)", "real, per case"]
+              "synthetic ET where present (cases) / no ET left empty", "tuned threshold, synthetic test",
+              "real Dice WT / TC / ET", "real, per training seed", "real HD95 (mm)", "real, per case"]
+    blank = [""] * (len(header) - 1)
     rows = []
     for r in results["variants"]:
         if "error" in r:
-            rows.append((r["variant"].replace("+", " + "), "", "", "", "", "", "", "", f"failed: {r['error'][:60]}", "", ""))
+            rows.append((r["variant"].replace("+", " + "), *blank[:7], f"failed: {r['error'][:60]}", *blank[8:]))
             continue
         # rows written before the generator's version was recorded are bratslib-synth-2's
         version = r.get("generator_version", "bratslib-synth-2")
         stale = "" if version == GENERATOR_VERSION else f" (data of {version})"
         rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"]) + stale, str(r["augment"]),
-                     f"{r['epochs']} epochs, {r['train_s']:.0f} s", round(r["seconds_per_case"], 1),
-                     _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]), _triple(r["real"]),
-                     _triple(r["real"], "hd95"), _per_case(r["real"])))
+                     _training(r), round(r["seconds_per_case"], 1),
+                     _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]),
+                     _triple(r["real"]), _per_seed(r), _triple(r["real"], "hd95"), _per_case(r["real"])))
     for name, label in (("real_threshold", "one threshold on one channel, tuned per case on its truth"),
                         ("algorithms", "the five BraTS 2020 algorithms, pairwise")):
         ref = results.get(name)
         if ref:
-            rows.append((label, "", "", "", "", "", "", "", _triple(ref), _triple(ref, "hd95"), _per_case(ref)))
+            rows.append((label, *blank[:7], _triple(ref), "", _triple(ref, "hd95"), _per_case(ref)))
     return header, rows
 
 
@@ -197,7 +243,11 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="*", default=["v1", "default"], help="generator variants (see above)")
     parser.add_argument("--cases", type=int, default=SYNTHETIC_CASES,
                         help=f"synthetic cases per variant (the book's {SYNTHETIC_CASES})")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (and of training, "
+                        "without --train-seeds)")
+    parser.add_argument("--train-seeds", type=int, nargs="+", metavar="SEED",
+                        help="train once per seed on the same data (split, initial weights, slice order) and report "
+                             "the mean and each seed's real Dice")
     parser.add_argument("--data-dir", default=str(ROOT / "build" / "bench-sim2real"),
                         help="where each variant's synthetic data is written (kept for later runs)")
     parser.add_argument("--real-dir", help="real scans in the BraTS 2020 layout with their consensus seg "
@@ -222,7 +272,7 @@ def main(argv=None) -> int:
         parser.error("no real scans found in book/data/real or ../shared/real; give --real-dir")
     if args.row:
         print_row(run_variant(args.row, args.cases, args.seed, Path(args.data_dir), real_dir, Path(args.work),
-                              args.profile))
+                              args.profile, args.train_seeds))
         return 0
 
     for variant in args.variants:
@@ -233,11 +283,12 @@ def main(argv=None) -> int:
     earlier = Path(args.out or ".") / f"{args.name}.json"
     if args.append and earlier.is_file():
         results = json.loads(earlier.read_text())["results"]
-        if (results["cases"], results["seed"]) != (args.cases, args.seed):
-            parser.error(f"{earlier} has {results['cases']} cases and seed {results['seed']}: cannot append to it")
+        if (results["cases"], results["seed"], results.get("train_seeds")) != (args.cases, args.seed, args.train_seeds):
+            parser.error(f"{earlier} has {results['cases']} cases, seed {results['seed']} and training seeds "
+                         f"{results.get('train_seeds')}: cannot append to it")
         results["variants"] = [r for r in results["variants"] if r["variant"] not in args.variants]
     else:
-        results = {"real_dir": str(real_dir), "cases": args.cases, "seed": args.seed,
+        results = {"real_dir": str(real_dir), "cases": args.cases, "seed": args.seed, "train_seeds": args.train_seeds,
                    "real_threshold": tuned_threshold(real),
                    "algorithms": algorithms_agreement(real_dir, algorithms_dir) if algorithms_dir.is_dir() else None,
                    "variants": []}
@@ -246,7 +297,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-sim2real-") as work:
             cmd = [sys.executable, __file__, "--row", variant, "--cases", str(args.cases), "--seed", str(args.seed),
                    "--data-dir", args.data_dir, "--real-dir", str(real_dir), "--work", work,
-                   "--profile", args.profile]
+                   "--profile", args.profile, *(["--train-seeds", *map(str, args.train_seeds)] if args.train_seeds else [])]
             try:
                 row = {**run_row(cmd), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             except RuntimeError as e:
@@ -257,7 +308,9 @@ def main(argv=None) -> int:
             print(f"  synthetic {_triple(row['synthetic'])}, real {_triple(row['real'])} ({_per_case(row['real'])})",
                   flush=True)
 
-    title = (f"Trained on synthetic data only (chapter 2's U-Net, profile {args.profile}, {args.cases} cases, seed {args.seed}), "
+    seeds = (f"data seed {args.seed}, training seeds {', '.join(map(str, args.train_seeds))}: mean" if args.train_seeds
+             else f"seed {args.seed}")
+    title = (f"Trained on synthetic data only (chapter 2's U-Net, profile {args.profile}, {args.cases} cases, {seeds}), "
              f"scored on synthetic test cases and on {len(real)} real scans against the consensus of five BraTS "
              "2020 algorithms")
     notes = ("Real scans: " + ", ".join(c.case_id for c in real) + " (TCGA via the BraTS Toolkit; see "
@@ -265,8 +318,11 @@ def main(argv=None) -> int:
              "Dice and HD95 per region as the book evaluates (BraTS rule: an empty region predicted empty scores "
              "Dice 1). Scan 902 has no enhancing tumour: a model that predicts none anywhere scores ET 1 there, so a "
              "mean ET of 0.50 over the two scans can mean no enhancing tumour found in either (see the per-case column). "
-             "The tuned threshold is fitted on each case's own truth: a bound no model is given. One seed per row "
-             "and two real scans: small differences between rows need not hold for another seed or other scans.")
+             "The tuned threshold is fitted on each case's own truth: a bound no model is given. "
+             + ("Each row is the mean over its training seeds (each seed its own split of the synthetic cases); "
+                "the per-seed column shows how far one row moves with the seed. " if args.train_seeds else
+                "One seed per row: ")
+             + "two real scans: small differences between rows need not hold for another seed or other scans.")
     table = markdown_table(*table_of(results))
     print(f"\n{title}\n{machine_summary()}\n\n{table}")
     if args.out:

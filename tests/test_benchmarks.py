@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +165,7 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     # one variant (a generator option and training augmentation: both paths); the names of variants,
     # v1 included, are test_bench_sim2real_reads_variants_as_generator_options_and_training_augmentation's
     done = _bench("bench_sim2real", "--variants", "glioma+augment", "--cases", "3", "--profile", "tiny",
+                  "--train-seeds", "0", "1",
                   "--data-dir", str(tmp_path / "data"), "--real-dir", str(real), "--out", str(tmp_path / "out"))
     results = json.loads((tmp_path / "out" / "bench_sim2real.json").read_text())["results"]
     rows = results["variants"]
@@ -174,12 +176,20 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     for row in rows:
         assert row["seconds_per_case"] > 0 and len(row["real"]["per_case"]) == 2
         assert all(0 <= row[k]["mean"]["dice_WT"] <= 1 for k in ("synthetic", "synthetic_threshold", "real"))
-    # ET split by whether the truth has it: scan 901 has enhancing tumour, 902 has none
-    assert {k: rows[0]["real"]["et_split"][k] for k in ("n_present", "n_absent")} == {"n_present": 1, "n_absent": 1}
+    # two training seeds on the same data: the row is their mean, and each seed's real Dice is shown
+    runs = rows[0]["runs"]
+    assert [run["train_seed"] for run in runs] == [0, 1] and rows[0]["train_seeds"] == [0, 1]
+    assert rows[0]["real"]["mean"]["dice_WT"] == pytest.approx(np.mean([run["real"]["mean"]["dice_WT"] for run in runs]))
+    assert "| seed 0: " in done.stdout and "; seed 1: " in done.stdout
+    # ET split by whether the truth has it: scan 901 has enhancing tumour, 902 has none (pooled: once per seed)
+    split = runs[0]["real"]["et_split"]
+    assert (split["n_present"], split["n_absent"]) == (1, 1)
+    assert (rows[0]["real"]["et_split"]["n_present"], rows[0]["real"]["et_split"]["n_absent"]) == (2, 2)
     from benchmarks.bench_sim2real import _et_split
     assert _et_split(rows[0]["synthetic"]) in done.stdout
-    assert (tmp_path / "data" / "glioma" / "seed0-cases3" / "bratslib_synthetic.json").is_file()
+    # the data of each generator version in a folder of its own (an older one is not reused by mistake)
+    assert (tmp_path / "data" / GENERATOR_VERSION / "glioma" / "seed0-cases3" / "bratslib_synthetic.json").is_file()
     assert "| glioma + augment |" in done.stdout and "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
     # each row says how long its U-Net trained (rows appended later may have trained at another budget)
-    assert f"| {rows[0]['epochs']} epochs, {rows[0]['train_s']:.0f} s |" in done.stdout
+    assert f"| 2 seeds: {rows[0]['epochs']} epochs, {rows[0]['train_s']:.0f} s each |" in done.stdout
     assert "one threshold on one channel, tuned per case on its truth" in (tmp_path / "out" / "bench_sim2real.md").read_text()
