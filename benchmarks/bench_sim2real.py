@@ -1,13 +1,17 @@
 """Does what the synthetic data teaches carry over to real MRI?  One row per generator variant.
 
-    .venv/bin/python benchmarks/bench_sim2real.py [--cases 40] [--variants v1 default ...] [--out benchmarks/results]
+    .venv/bin/python benchmarks/bench_sim2real.py [--cases 40] [--variants v1 default ...] [--train-seeds 0 1 2]
+        [--out benchmarks/results]
 
 For each variant of the synthetic generator (``--variants``), in a fresh Python process:
 
 1. write ``--cases`` synthetic cases (seed ``--seed``) with the generator's options
    (:data:`bratslib.data.synth.SYNTH_OPTIONS`), timing the generator per case;
 2. train chapter 2's 2D U-Net at the ``smoke`` profile on them exactly as the chapter does
-   (:class:`bratslib.chapter.ChapterSetup`, its split, schedule and seed);
+   (:class:`bratslib.chapter.ChapterSetup`, its split, schedule and seed), once per seed of
+   ``--train-seeds`` when given (each its own split, initial weights and slice order; the row is
+   their mean, and each seed's real Dice is shown beside it: one seed moves a row by more than
+   most options do);
 3. score it as the book does (:func:`bratslib.evaluate.evaluate_run` / ``evaluate_cases``: whole
    cases on the original grid, Dice and HD95 of WT / TC / ET, BraTS rule for empty regions) on
    (a) the synthetic test cases and (b) the real scans of ``--real-dir``, which are never
@@ -155,8 +159,8 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
                      "synthetic_threshold": tuned_threshold(run_cases(result.run, root, "test")), "real": _scores(real)})
     return {"variant": variant, "generator_version": GENERATOR_VERSION, "options": on, "augment": setup.settings["augment"],
             "seconds_per_case": per_case_s, "train_seeds": [r["train_seed"] for r in runs],
-            "train_s": float(np.mean([r["train_s"] for r in runs])), "epochs": runs[0]["epochs"],
-            "best_epoch": runs[0]["best_epoch"],
+            "train_s": float(np.mean([r["train_s"] for r in runs])),
+            "epochs": runs[0]["epochs"], "best_epoch": runs[0]["best_epoch"],  # the first seed's; each run has its own
             **{k: _pooled([r[k] for r in runs]) for k in ("synthetic", "synthetic_threshold", "real")},
             "runs": runs}
 

@@ -324,8 +324,8 @@ def test_glioma_draws_cover_small_large_solid_multifocal_and_patchy_tumours():
     enhancing = [t for t in tumours if t["has_enhancing"]]
     assert 0.1 < np.mean([t["solid"] for t in enhancing]) < 0.3
     assert 0.2 < np.mean([len(t["foci"]) > 0 for t in tumours]) < 0.4
-    # rims 3-6 mm: at least a pixel of the book's 64-pixel slices (~2.5 mm; thinner ones taught the U-Net no
-    # enhancement); from a closed ring (high patch_offset) to one with gaps, never reduced to scattered specks
+    # rims 3-6 mm: at least a pixel of the book's 64-pixel slices (~2.5 mm; from thinner ones the U-Net learnt
+    # hardly any enhancement); from a closed ring (high patch_offset) to one with gaps, never reduced to scattered specks
     rims = [t["rim_mm"] for t in enhancing if not t["solid"]]
     assert 3.0 <= min(rims) < 3.3 and 5.7 < max(rims) <= 6.0
     assert 0.5 <= min(t["patch_offset"] for t in enhancing) < 0.8 and max(t["patch_offset"] for t in enhancing) > 2.7

@@ -57,7 +57,8 @@ Method, per case (:func:`synthesize_case`):
      irregular outline; enhancement 3-6 mm thick, closed or patchy, sometimes solid; a core
      that mixes necrosis and non-enhancing tumour; up to two further foci; stronger mass
      effect.  (Rims down to 1 mm, as in ``bratslib-synth-2``, are thinner than a pixel of
-     the book's 64-pixel slices, ~2.5 mm: its U-Net hardly learnt the enhancement from them.)
+     the book's 64-pixel slices, ~2.5 mm: the book's U-Net hardly learnt the enhancement
+     from them.)
 
    With every option off (``options=()``) the generator writes the bytes of the first one
    (``bratslib-synth-1``); each option's draws come after those, so each can be switched
