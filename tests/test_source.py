@@ -8,14 +8,15 @@ import pytest
 
 from bratslib.data.layout import find_cases
 from bratslib.data.source import data_provenance, resolve_data_dir
-from bratslib.data.synth import GENERATOR_VERSION
+from bratslib.data.synth import DEFAULT_OPTIONS, GENERATOR_VERSION
 from tests.conftest import write_tiny_case
 
 
 def test_none_means_synthetic_written_once_and_resumed(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("BRATSLIB_CACHE", str(tmp_path / "cache"))
     root = resolve_data_dir(None, synthetic_cases=1, seed=3, progress=False)
-    assert root == tmp_path / "cache" / "synthetic" / f"{GENERATOR_VERSION}-seed3-cases1"
+    options = "-".join(sorted(DEFAULT_OPTIONS)) or "v1"
+    assert root == tmp_path / "cache" / "synthetic" / f"{GENERATOR_VERSION}-{options}-seed3-cases1"
     (case,) = find_cases(root)
     # an interrupted first run (a case file missing) is finished by the next call
     case.images["t2"].unlink()
@@ -23,6 +24,7 @@ def test_none_means_synthetic_written_once_and_resumed(tmp_path: Path, monkeypat
     assert case.images["t2"].exists()
     info = data_provenance(root)
     assert info["kind"] == "synthetic" and info["seed"] == 3 and info["n_cases"] == 1
+    assert info["generator"]["options"] == sorted(DEFAULT_OPTIONS)
     assert "not patient data" in info["description"]
     # the marker is found from the inner MICCAI folder too
     assert data_provenance(case.folder.parent)["kind"] == "synthetic"

@@ -338,3 +338,24 @@ def test_dataset_records_its_options_and_refuses_other_options(tmp_path):
     assert info["options"] == [] and info["generator_version"] == GENERATOR_VERSION
     with pytest.raises(FileExistsError, match="options"):
         write_synthetic_dataset(tmp_path, n_cases=1, seed=SEED, options=("glioma",), progress=False)
+
+
+def test_surface_band_lies_under_the_brain_edge_and_covers_part_of_it():
+    """Option surface: the bright band stays within a few mm of the brain's edge, never outside
+    the brain, and covers about the drawn share of the surface."""
+    from scipy import ndimage
+
+    from bratslib.data.synth import _draw_surface, _surface_map
+
+    grid = np.indices((96, 96, 96)).astype(np.float32) - 47.5
+    brain = (np.sqrt((grid**2).sum(0)) < 40).astype(np.float32)
+    depth = ndimage.distance_transform_edt(brain > 0.5)
+    for coverage in (0.2, 0.6):
+        rng = np.random.default_rng(1)
+        band = _surface_map(rng, brain, {**_draw_surface(rng), "depth_mm": 2.0, "coverage": coverage})
+        assert band.dtype == np.float32 and band.min() >= 0 and band.max() <= 1
+        assert not band[brain <= 0.5].any()
+        assert band[depth > 6].max() < 0.01  # the blur's kernel: 2.5 sigma = 5 mm along each axis,
+        assert band[depth > 9].max() == 0  # its corners sqrt(3) times that
+        edge = band[(depth > 0) & (depth <= 1.5)]
+        assert coverage - 0.15 < np.mean(edge > 0.5) < coverage + 0.2, coverage

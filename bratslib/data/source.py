@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bratslib.data.cache import default_cache_dir
 from bratslib.data.layout import NAMINGS, find_cases
-from bratslib.data.synth import GENERATOR_VERSION
+from bratslib.data.synth import DEFAULT_OPTIONS, GENERATOR_VERSION
 from bratslib.data.synth import PROVENANCE_FILE as SYNTHETIC_MARKER
 from bratslib.data.synth import write_synthetic_dataset
 
@@ -43,14 +43,25 @@ def kaggle_data_dir(root: str | os.PathLike | None = None) -> Path | None:
     return root if any(c.labeled for c in cases) else None
 
 
+def synthetic_default_dir(seed: int = 0, n_cases: int = SYNTHETIC_CASES) -> Path:
+    """Where the synthetic default is written: ``<cache>/synthetic/<generator version>-<options>-seed<seed>-cases<n>``.
+
+    The generator's version and the default's options (``v1`` for none) are in the name, so
+    that a newer generator or another default writes a folder of its own next to the old one
+    rather than meeting data it did not write.
+    """
+    options = "-".join(sorted(DEFAULT_OPTIONS)) or "v1"
+    return default_cache_dir() / "synthetic" / f"{GENERATOR_VERSION}-{options}-seed{seed}-cases{n_cases}"
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int = SYNTHETIC_CASES, seed: int = 0, progress: bool = True) -> Path:
     """The folder a chapter reads its cases from.
 
     Args:
         data_dir: a folder of BraTS cases (or a parent of one); or None: the BraTS 2020 data
             attached to a Kaggle notebook when there is one (:func:`kaggle_data_dir`), else the
-            synthetic default, written to ``<cache>/synthetic/<generator version>-seed<seed>-cases<n>`` on first
-            use; or ``"synthetic"``: the synthetic default wherever the chapter runs.
+            synthetic default, written to :func:`synthetic_default_dir` on first use; or
+            ``"synthetic"``: the synthetic default wherever the chapter runs.
         synthetic_cases, seed: size and seed of the synthetic default.
 
     Raises:
@@ -67,8 +78,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {path} does not exist (give the folder holding the BraTS 2020 cases, or None for synthetic data)")
         return path
-    # the generator's version in the name: a newer generator writes its own folder, next to the old one
-    out = default_cache_dir() / "synthetic" / f"{GENERATOR_VERSION}-seed{seed}-cases{synthetic_cases}"
+    out = synthetic_default_dir(seed, synthetic_cases)
     # always called: it skips complete cases, and so also finishes a run that was interrupted
     write_synthetic_dataset(out, n_cases=synthetic_cases, seed=seed, progress=progress, workers=os.cpu_count() or 1)
     return out
