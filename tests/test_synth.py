@@ -359,3 +359,15 @@ def test_surface_band_lies_under_the_brain_edge_and_covers_part_of_it():
         assert band[depth > 9].max() == 0  # its corners sqrt(3) times that
         edge = band[(depth > 0) & (depth <= 1.5)]
         assert coverage - 0.15 < np.mean(edge > 0.5) < coverage + 0.2, coverage
+
+
+def test_sites_reach_closer_to_the_surface_than_the_first_generator():
+    """Option sites: centres from 6 mm below the surface, where the first generator's are >= 15 mm deep."""
+    from bratslib.data.synth import _distance_mm
+
+    template = _template()
+    depth = _distance_mm(template.brain > 0)
+    deep = depth[tuple(template.tumour_sites.T)]
+    shallow = depth[tuple(template.shallow_sites.T)]
+    assert deep.min() >= 15 and 6 <= shallow.min() < 8
+    assert np.mean(shallow < 15) > 0.2  # a quarter of the centres lie between 6 and 15 mm deep

@@ -59,6 +59,9 @@ Method, per case (:func:`synthesize_case`):
      effect.  (Rims down to 1 mm, as in ``bratslib-synth-2``, are thinner than a pixel of
      the book's 64-pixel slices, ~2.5 mm: the book's U-Net hardly learnt the enhancement
      from them.)
+   * ``sites``: tumours centred anywhere in cerebral white matter from 6 mm below the
+     surface, so that they reach the cortex and the brain's edge (without it, only deep white
+     matter, >= 15 mm);
    * ``surface``: a bright band, in patches and thin vessels, under the brain's surface,
      strongest on T1ce: the dura, sinuses and cortical vessels that skull stripping leaves in
      real scans, where they hold much of the hottest T1ce, so that the tumour is not always
@@ -132,6 +135,8 @@ SYNTH_OPTIONS: dict[str, str] = {
     "anatomy": "stronger warps, ventricles and sulci of varying size (atrophy), per-case grey / white matter balance",
     "glioma": "oedema infiltrating along white matter, irregular or patchy enhancement, non-enhancing core, "
               "several foci, stronger mass effect",
+    "sites": "tumours centred anywhere in cerebral white matter from 6 mm below the surface, reaching the cortex and "
+             "the brain's edge as real gliomas often do (the first generator: deep white matter only)",
     "surface": "bright unlabelled tissue along the brain's surface, strongest on T1ce, as skull stripping leaves "
                "it in real scans (dura, sinuses, cortical vessels)",
 }
@@ -251,6 +256,7 @@ class _Template:
     centre: np.ndarray  # (3,) centre of the brain's bounding box, voxels
     bbox: tuple[np.ndarray, np.ndarray]  # brain bounding box (low, high), voxels
     tumour_sites: np.ndarray  # (N, 3) voxels where a glioma may be centred
+    shallow_sites: np.ndarray  # (M, 3) the same from 6 mm below the surface (option sites)
 
 
 def _template_folder() -> Path:
@@ -295,8 +301,10 @@ def _template() -> _Template:
     # cerebellum and brainstem: MNI z > -12 mm).
     z_mni = np.arange(t1.shape[2]) - 72.0
     sites = np.argwhere((wm > 0.9 * 255) & (depth >= 15) & (z_mni[None, None, :] > -12))
+    # option sites: any white matter from 6 mm below the surface (subcortical, as well as deep)
+    shallow = np.argwhere((wm > 0.5 * 255) & (depth >= 6) & (z_mni[None, None, :] > -12))
     scale = {"t1": 1 / float(np.median(t1[wm > 0.9 * 255])), "gm": 1 / 255, "wm": 1 / 255, "brain": 1.0, "lining": 1.0}
-    return _Template(t1, gm, wm, brain, lining, reach, scale, (low + high) / 2.0, (low, high), sites)
+    return _Template(t1, gm, wm, brain, lining, reach, scale, (low + high) / 2.0, (low, high), sites, shallow)
 
 
 # --------------------------------------------------------------------------- random fields
@@ -459,6 +467,16 @@ def _draw_anatomy(rng: np.random.Generator) -> dict:
     is not tumour)."""
     return {"warp_mm": float(rng.uniform(1.5, 4.0)), "warp_spacing": float(rng.uniform(22, 50)),
             "atrophy": float(rng.uniform(0.0, 0.8)), "vessels": float(rng.uniform(0.3, 1.6))}
+
+
+def _draw_site(rng: np.random.Generator, template: _Template, tumour: dict) -> dict:
+    """Option ``sites``: the tumour's centre redrawn from any cerebral white matter at least 6 mm
+    below the brain's surface.  The first generator centres tumours >= 15 mm deep, so its
+    tumour cores lie 15-40 mm below the surface; real gliomas often reach the cortex (the two
+    real scans of ``book/data/real``: tumour core 9 and 17 mm deep at the median, the whole
+    tumour touching the surface)."""
+    site = template.shallow_sites[rng.integers(len(template.shallow_sites))] + rng.uniform(-0.5, 0.5, 3)
+    return {**tumour, "site_template_vox": site.tolist()}
 
 
 def _draw_surface(rng: np.random.Generator) -> dict:
@@ -782,6 +800,8 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
         look = _draw_artefacts(rng, look)
     extra = _draw_anatomy(rng) if opts["anatomy"] else None
     surface = _draw_surface(rng) if opts["surface"] else None
+    if opts["sites"]:
+        tumour = _draw_site(rng, template, tumour)
     if surface is not None:
         look = {m: {**look[m], "surface_gain": surface["gain"][m]} for m in MODALITIES}
     centre = _to_grid(pose, template, np.asarray(tumour["site_template_vox"]))
