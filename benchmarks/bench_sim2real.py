@@ -127,14 +127,14 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
     order of the slices), score each; the row's scores are the mean over the training seeds and
     ``runs`` keeps each one's."""
     from bratslib.chapter import ChapterSetup
-    from bratslib.data.synth import GENERATOR_VERSION, synth_options, write_synthetic_dataset
+    from bratslib.data.synth import GENERATOR_VERSION, options_name, synth_options, write_synthetic_dataset
     from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases
     from bratslib.models.unet2d import build_unet2d
 
     options, augment = parse_variant(variant)
     opts = synth_options(options)
     on = sorted(k for k, v in opts.items() if v)
-    folder = data_dir / GENERATOR_VERSION / ("-".join(on) or "v1") / f"seed{seed}-cases{cases}"
+    folder = data_dir / GENERATOR_VERSION / options_name(opts) / f"seed{seed}-cases{cases}"
     timing = folder / "seconds_per_case.json"
     start = time.perf_counter()
     root = write_synthetic_dataset(folder, n_cases=cases, seed=seed, options=opts, progress=False)

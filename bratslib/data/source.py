@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bratslib.data.cache import default_cache_dir
 from bratslib.data.layout import NAMINGS, find_cases
-from bratslib.data.synth import DEFAULT_OPTIONS, GENERATOR_VERSION
+from bratslib.data.synth import GENERATOR_VERSION, options_name
 from bratslib.data.synth import PROVENANCE_FILE as SYNTHETIC_MARKER
 from bratslib.data.synth import write_synthetic_dataset
 
@@ -50,8 +50,7 @@ def synthetic_default_dir(seed: int = 0, n_cases: int = SYNTHETIC_CASES) -> Path
     that a newer generator or another default writes a folder of its own next to the old one
     rather than meeting data it did not write.
     """
-    options = "-".join(sorted(DEFAULT_OPTIONS)) or "v1"
-    return default_cache_dir() / "synthetic" / f"{GENERATOR_VERSION}-{options}-seed{seed}-cases{n_cases}"
+    return default_cache_dir() / "synthetic" / f"{GENERATOR_VERSION}-{options_name()}-seed{seed}-cases{n_cases}"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None, *, synthetic_cases: int = SYNTHETIC_CASES, seed: int = 0, progress: bool = True) -> Path:

@@ -121,7 +121,8 @@ from bratslib.files import write_bytes_atomic
 log = logging.getLogger(__name__)
 
 __all__ = ["SyntheticCase", "synthesize_case", "write_synthetic_dataset", "GENERATOR_VERSION", "BRATS_AFFINE",
-           "SYNTH_OPTIONS", "DEFAULT_OPTIONS", "synth_options"]
+           "SYNTH_OPTIONS", "DEFAULT_OPTIONS", "synth_options",
+           "options_name"]
 
 #: Changes whenever the generator would write different bytes for the same seed and options.
 GENERATOR_VERSION = "bratslib-synth-3"  # 3: option glioma's enhancement 3-6 mm thick, fewer gaps
@@ -171,6 +172,12 @@ def synth_options(options=None) -> dict[str, bool]:
     if unknown:
         raise ValueError(f"unknown synthetic data option(s) {', '.join(unknown)}; known: {', '.join(SYNTH_OPTIONS)}")
     return chosen
+
+
+def options_name(options=None) -> str:
+    """A folder name for a set of options (as :func:`synth_options` takes them): the names switched
+    on, sorted and joined by ``-``, or ``v1`` for the first generator; e.g. ``artefacts-glioma``."""
+    return "-".join(sorted(k for k, on in synth_options(options).items() if on)) or "v1"
 
 #: Voxel-to-world affine of every BraTS 2020 volume (the real release's).
 BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
@@ -335,6 +342,13 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], spacing:
 def _wobble(rng: np.random.Generator, shape: tuple[int, int, int], spacing: float, amount: float) -> np.ndarray:
     """Smooth random factor around 1, ``exp(amount * noise)`` with the noise clipped at +-2.5 std."""
     return np.exp(np.float32(amount) * np.clip(smooth_noise(rng, shape, spacing), -2.5, 2.5))
+
+
+def _tubes(rng: np.random.Generator, shape: tuple[int, int, int], spacing: float, width: float) -> np.ndarray:
+    """Thin random tubes (vessels), 0..1, float32: where two smooth random fields (``spacing``
+    voxels) both cross zero; ``width`` in units of the fields' standard deviation."""
+    a, b = smooth_noise(rng, shape, spacing), smooth_noise(rng, shape, spacing)
+    return np.exp(-(a * a + b * b) / np.float32(2 * width**2))
 
 
 def _rotation(angles: np.ndarray) -> np.ndarray:
@@ -512,9 +526,7 @@ def _surface_map(rng: np.random.Generator, brain: np.ndarray, surface: dict) -> 
     # patches: where the unit-variance smooth noise exceeds its (1 - coverage) quantile
     noise = smooth_noise(rng, brain.shape, surface["patch_mm"])
     patch = _sigmoid(np.float32(4.0) * (noise - np.float32(ndtri(1 - surface["coverage"]))))
-    a, b = smooth_noise(rng, brain.shape, 12.0), smooth_noise(rng, brain.shape, 12.0)
-    vessel = np.exp(-(a * a + b * b) / np.float32(2 * 0.1**2))
-    return (band * np.clip(patch + vessel, 0, 1) * inside).astype(np.float32)
+    return (band * np.clip(patch + _tubes(rng, brain.shape, 12.0, 0.1), 0, 1) * inside).astype(np.float32)
 
 
 def _draw_appearance(rng: np.random.Generator) -> dict:
@@ -606,8 +618,7 @@ def _sample_anatomy(rng: np.random.Generator, pose: dict, tumour: dict, box: tup
         out["wm"] *= keep
         out["t1"] *= 1 - grow * np.float32(0.6)
         # vessels: thin tubes where two smooth random fields both cross zero, in CSF and along the surface
-        a, b = smooth_noise(rng, shape, 14.0), smooth_noise(rng, shape, 14.0)
-        tube = np.exp(-(a * a + b * b) / np.float32(2 * 0.12**2))
+        tube = _tubes(rng, shape, 14.0, 0.12)
         near_csf = np.clip(csf_blur * 2, 0, 1)
         out["vessels"] = (tube * near_csf * np.float32(extra["vessels"]) + np.float32(0.8) * out["lining"] * out["csf"]) * out["brain"]
     return out
@@ -804,8 +815,6 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
     surface = _draw_surface(rng) if opts["surface"] else None
     if opts["sites"]:
         tumour = _draw_site(rng, template, tumour)
-    if surface is not None:
-        look = {m: {**look[m], "surface_gain": surface["gain"][m]} for m in MODALITIES}
     centre = _to_grid(pose, template, np.asarray(tumour["site_template_vox"]))
     box = _work_box(pose, template)
     anatomy = _sample_anatomy(rng, pose, tumour, box, centre, template, extra)
@@ -814,6 +823,7 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
     maps = _grow_tumour(rng, tumour, centre, offset, *(anatomy[k][tbox] for k in ("wm", "csf", "brain")))
     if surface is not None:
         anatomy["surface"] = _surface_map(rng, anatomy["brain"], surface)
+        look = {m: {**look[m], "surface_gain": surface["gain"][m]} for m in MODALITIES}
     brain = anatomy["brain"] > 0.5
     seg = np.zeros(BRATS_SHAPE, np.uint8)
     seg[box][tbox] = maps["seg"]
