@@ -371,3 +371,44 @@ def test_sites_reach_closer_to_the_surface_than_the_first_generator():
     shallow = depth[tuple(template.shallow_sites.T)]
     assert deep.min() >= 15 and 6 <= shallow.min() < 8
     assert np.mean(shallow < 15) > 0.2  # a quarter of the centres lie between 6 and 15 mm deep
+
+
+def test_faint_draws_the_enhancement_from_faint_to_bright_on_t1ce_only():
+    """Option faint: the enhancing tumour's T1ce value (white matter = 1) log-uniform in 1.25-2.1."""
+    from bratslib.data.synth import _draw_appearance, _draw_faint
+
+    looks = [_draw_faint(rng, _draw_appearance(rng)) for rng in map(np.random.default_rng, range(300))]
+    values = np.array([look["t1ce"]["et_value"] for look in looks])
+    assert 1.25 <= values.min() < 1.3 and 2.0 < values.max() <= 2.1
+    assert 0.38 < np.mean(values < 1.6) < 0.58  # log-uniform: 0.48
+    assert not any("et_value" in look[m] for look in looks for m in ("flair", "t1", "t2"))
+
+
+@pytest.mark.slow
+def test_faint_changes_only_the_enhancing_tumour_on_t1ce(monkeypatch):
+    """Two cases that differ only in the drawn value: same labels, same FLAIR / T1 / T2 bytes,
+    and T1ce's enhancing tumour darker by about the ratio of the values (partial volume at the
+    rim's edges pulls it towards its neighbours)."""
+    import bratslib.data.synth as synth
+
+    draw = synth._draw_faint
+    seed = np.random.SeedSequence(SEED + 7).spawn(1)[0]
+
+    def case_at(value):
+        def at_value(rng, look):
+            drawn = draw(rng, look)  # the same random draws, then the value pinned
+            return {**drawn, "t1ce": {**drawn["t1ce"], "et_value": value}}
+        monkeypatch.setattr(synth, "_draw_faint", at_value)
+        return synthesize_case(seed, enhancing=True, options=("glioma", "faint"))
+
+    bright, faint = case_at(1.9), case_at(1.3)
+    np.testing.assert_array_equal(bright.seg, faint.seg)
+    for m in ("flair", "t1", "t2"):
+        np.testing.assert_array_equal(bright.images[m], faint.images[m])
+    et = bright.seg == 4
+    ratio = np.median(faint.images["t1ce"][et]) / np.median(bright.images["t1ce"][et])
+    assert 1.3 / 1.9 - 0.02 < ratio < 0.85
+    change = bright.images["t1ce"].astype(int) - faint.images["t1ce"]
+    assert change.min() >= -1  # rounding
+    # most of it within the labelled tumour (the soft enhancement map's edge, below one half, reaches a few mm beyond)
+    assert change[bright.seg > 0].sum() > 0.8 * change.sum()

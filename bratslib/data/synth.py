@@ -65,7 +65,10 @@ Method, per case (:func:`synthesize_case`):
    * ``surface``: a bright band, in patches and thin vessels, under the brain's surface,
      strongest on T1ce: the dura, sinuses and cortical vessels that skull stripping leaves in
      real scans, where they hold much of the hottest T1ce, so that the tumour is not always
-     the brightest thing in the volume.
+     the brightest thing in the volume;
+   * ``faint``: the enhancing tumour's brightness on T1ce drawn per case from faint (25 %
+     above white matter) to bright, where the first generator always draws it at 1.9 times
+     white matter (``contrast`` draws it too, with every other intensity).
 
    With every option off (``options=()``) the generator writes the bytes of the first one
    (``bratslib-synth-1``); each option's draws come after those, so each can be switched
@@ -140,6 +143,8 @@ SYNTH_OPTIONS: dict[str, str] = {
              "the brain's edge as real gliomas often do (the first generator: deep white matter only)",
     "surface": "bright unlabelled tissue along the brain's surface, strongest on T1ce, as skull stripping leaves "
                "it in real scans (dura, sinuses, cortical vessels)",
+    "faint": "the enhancing tumour's brightness on T1ce drawn per case from faint (1.25 x white matter) to bright "
+             "(2.1; the first generator: always 1.9)",
 }
 #: What the synthetic default uses: ``artefacts`` + ``glioma``, the one variant of
 #: ``benchmarks/bench_sim2real.py`` (its report in ``benchmarks/results/bench_sim2real.md``: three
@@ -514,6 +519,15 @@ def _draw_surface(rng: np.random.Generator) -> dict:
                      "flair": float(rng.uniform(-0.2, 0.6)), "t2": float(rng.uniform(-0.3, 0.4))}}
 
 
+def _draw_faint(rng: np.random.Generator, look: dict) -> dict:
+    """Option ``faint``: the enhancing tumour's value on T1ce (white matter = 1), log-uniform in
+    1.25-2.1; the first generator's is always 1.9.  Enhancement in real gliomas ranges from
+    barely visible to very bright (scan 901 of ``book/data/real``: its enhancing tumour's
+    median is 1.15 times the 75th percentile of normal brain on T1ce; the first generator's
+    cases 1.4-2.0 by the same measure).  Overrides the value ``contrast`` draws."""
+    return {**look, "t1ce": {**look["t1ce"], "et_value": float(np.exp(rng.uniform(np.log(1.25), np.log(2.1))))}}
+
+
 def _surface_map(rng: np.random.Generator, brain: np.ndarray, surface: dict) -> np.ndarray:
     """Strength 0..1 of the bright band under the brain's surface (option ``surface``), float32.
 
@@ -756,6 +770,7 @@ def _render(rng: np.random.Generator, modality: str, anatomy: dict[str, np.ndarr
         oedema, ncr, net, et = _TUMOUR[modality]
         core_value = (ncr if tumour["has_enhancing"] else net) * (1 + tumour["core_value_jitter"] * (modality == "flair"))
         hetero_amount = _HETERO[modality]
+    et = look.get("et_value", et)  # option faint (T1ce)
     t = tumour_maps
     hetero = np.exp(np.float32(hetero_amount) * t["hetero"])
     gain = 1 + t["oedema"] * np.float32(oedema - 1) * hetero**2  # oedema: more heterogeneous
@@ -815,6 +830,8 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
     surface = _draw_surface(rng) if opts["surface"] else None
     if opts["sites"]:
         tumour = _draw_site(rng, template, tumour)
+    if opts["faint"]:
+        look = _draw_faint(rng, look)
     centre = _to_grid(pose, template, np.asarray(tumour["site_template_vox"]))
     box = _work_box(pose, template)
     anatomy = _sample_anatomy(rng, pose, tumour, box, centre, template, extra)
