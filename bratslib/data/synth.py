@@ -153,7 +153,9 @@ SYNTH_OPTIONS: dict[str, str] = {
 #: first generator's best, the whole tumour at its level.  In the book's chapters (a build of
 #: each default, chapter 11's table) it raised the real tumour core of all six segmentation
 #: models.  Added to it, ``surface`` lost the real tumour core (0.08) and ``sites`` raised every
-#: real mean (0.60 / 0.45 / 0.24) within the seeds' spread: measured, not on by default.  No
+#: real mean (0.60 / 0.45 / 0.24) within the seeds' spread, ``faint`` lowered them (0.46 / 0.29 /
+#: 0.02; the volume scaling puts synthetic enhancement near 1 whatever its brightness, since it
+#: is the brightest tissue on T1ce): measured, not on by default.  No
 #: variant reaches the goal of issue 15 yet; ``python -m bratslib synth --options none`` still
 #: writes the first generator's data.
 DEFAULT_OPTIONS: frozenset[str] = frozenset({"artefacts", "glioma"})
