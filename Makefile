@@ -69,9 +69,7 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# tensorflow-cpu (the cpu extra before) and tensorflow write the same package: never both
 	if $(BIN)/python -m pip show -q tensorflow-cpu 2>/dev/null; then $(BIN)/python -m pip uninstall -y tensorflow-cpu tensorflow; fi
-	@# --no-compile: pip would byte-compile all ~16,000 installed modules (~40 s on 2 cores); Python
-	@# compiles the few thousand a build imports on first use and keeps them in __pycache__
-	$(BIN)/python -m pip install --no-compile -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 # constraints.txt from scratch: the newest versions pyproject.toml's ranges admit, in a fresh venv
