@@ -12,6 +12,9 @@ Every chapter has a ``profile`` parameter:
 ``full``
     the report's settings, for a GPU (Colab, Kaggle) and the real BraTS 2020 data.
 
+``normalize``: how each volume's intensities are scaled
+(:func:`bratslib.data.preprocess.normalize_intensity`), by default ``"volume"``.
+
 ``crop``: the ``tiny`` and ``smoke`` profiles crop each case to the square around its brain
 before resizing (:func:`bratslib.data.preprocess.brain_box`: 128 pixels then span the brain,
 not the 240 mm field of view); ``full`` resizes the whole slice, as the report does.
@@ -38,13 +41,13 @@ from typing import Any
 #: book's half hour (``benchmarks/bench_train.py``); cropped to the brain first, 64 pixels still
 #: span it at about 2.5 mm.
 _SEG2D: dict[str, dict[str, Any]] = {
-    "tiny": dict(mode="2d", modalities=("flair", "t1ce"), size=128, crop=True, epochs=2, batch_size=8,
+    "tiny": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume", size=128, crop=True, epochs=2, batch_size=8,
                  samples_per_epoch=32, val_samples=16, foreground_fraction=0.5, learning_rate=1e-3,
                  augment=False, lr_patience=3, stop_patience=8, baseline_cases=2, split=(0.7, 0.15, 0.15)),
-    "smoke": dict(mode="2d", modalities=("flair", "t1ce"), size=64, crop=True, epochs=16, batch_size=16,
+    "smoke": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume", size=64, crop=True, epochs=16, batch_size=16,
                   samples_per_epoch=256, val_samples=128, foreground_fraction=0.6, learning_rate=2e-3,
                   augment=False, lr_patience=3, stop_patience=8, baseline_cases=6, split=(0.5, 0.2, 0.3)),
-    "full": dict(mode="2d", modalities=("flair", "t1ce"), size=128, crop=False, epochs=50, batch_size=16,
+    "full": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume", size=128, crop=False, epochs=50, batch_size=16,
                  samples_per_epoch=None, val_samples=None, foreground_fraction=None, learning_rate=1e-3,
                  augment=True, lr_patience=4, stop_patience=10, baseline_cases=40, split=(0.7, 0.15, 0.15)),
 }

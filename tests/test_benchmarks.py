@@ -124,17 +124,26 @@ def test_gpu_check_measures_projects_and_says_no_gpu_was_measured(tmp_path):
 
 def test_bench_sim2real_reads_variants_as_generator_options_and_training_augmentation():
     from benchmarks.bench_sim2real import parse_variant
-    from bratslib.data.synth import SYNTH_OPTIONS
+    from bratslib.data.synth import DEFAULT_OPTIONS, SYNTH_OPTIONS
 
     off = dict.fromkeys(SYNTH_OPTIONS, False)
-    assert parse_variant("v1") == (off, None)
-    assert parse_variant("default") == (None, None)
-    assert parse_variant("contrast+glioma") == ({**off, "contrast": True, "glioma": True}, None)
-    assert parse_variant("default+augment") == (None, "intensity")
-    assert parse_variant("v1+augment=all") == (off, "all")
-    assert parse_variant("default+noglioma+noaugment") == ({"glioma": False}, False)
+    assert parse_variant("v1") == (off, {})
+    assert parse_variant("default") == (None, {})
+    assert parse_variant("contrast+glioma") == ({**off, "contrast": True, "glioma": True}, {})
+    assert parse_variant("default+augment") == (None, {"augment": "intensity"})
+    assert parse_variant("v1+augment=all") == (off, {"augment": "all"})
+    assert parse_variant("default+noglioma+noaugment") == ({"glioma": False}, {"augment": False})
+    assert parse_variant("faint+norm=median") == ({**off, "faint": True}, {"normalize": "median"})
+    default = {k: k in DEFAULT_OPTIONS for k in SYNTH_OPTIONS}
+    assert parse_variant("default+faint") == ({**default, "faint": True}, {})  # added to the default's
+    assert parse_variant("v1+faint") == ({**off, "faint": True}, {})
+    assert parse_variant("default+epochs=48") == (None, {"epochs": 48})
     with pytest.raises(ValueError, match="unknown variant token"):
         parse_variant("colour")
+    with pytest.raises(ValueError, match="norm="):
+        parse_variant("default+norm=zscore")
+    with pytest.raises(ValueError, match="epochs="):
+        parse_variant("default+epochs=0")
 
 
 def _real_dir():
@@ -159,6 +168,26 @@ def test_bench_sim2real_scores_the_five_algorithms_against_each_other():
     assert result["mean"]["dice_WT"] > 0.85  # 2020's best algorithms agree closely on the whole tumour
 
 
+def test_bench_sim2real_probe_brightens_only_the_tumour_of_copies_of_the_real_scans(tmp_path):
+    import nibabel as nib
+
+    from benchmarks.bench_sim2real import CONSPICUOUS_GAINS, conspicuous_copies, real_cases
+
+    real = real_cases(_real_dir())
+    copies = conspicuous_copies(real, tmp_path)
+    assert [c.case_id for c in copies] == [c.case_id for c in real] and all(c.folder.parent == tmp_path for c in copies)
+    for files, copy in zip(real, copies):
+        seg = np.asarray(nib.load(files.seg).dataobj)
+        np.testing.assert_array_equal(np.asarray(nib.load(copy.seg).dataobj), seg)
+        for m in ("t1", "t2", "flair", "t1ce"):
+            before = np.asarray(nib.load(files.images[m]).dataobj).astype(np.float64)
+            after = np.asarray(nib.load(copy.images[m]).dataobj).astype(np.float64)
+            region = {"flair": seg > 0, "t1ce": seg == 4}.get(m, np.zeros(seg.shape, bool))
+            np.testing.assert_array_equal(after[~region], before[~region])  # outside the region: untouched
+            np.testing.assert_allclose(after[region], before[region] * CONSPICUOUS_GAINS.get(m, 1), atol=0.51)
+            assert nib.load(copy.images[m]).header.get_data_dtype() == nib.load(files.images[m]).header.get_data_dtype()
+
+
 @pytest.mark.slow
 def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     real = _real_dir()
@@ -175,7 +204,9 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert rows[0]["generator_version"] == GENERATOR_VERSION  # a row says which generator wrote its data
     for row in rows:
         assert row["seconds_per_case"] > 0 and len(row["real"]["per_case"]) == 2
-        assert all(0 <= row[k]["mean"]["dice_WT"] <= 1 for k in ("synthetic", "synthetic_threshold", "real"))
+        assert all(0 <= row[k]["mean"]["dice_WT"] <= 1
+                   for k in ("synthetic", "synthetic_threshold", "real", "real_conspicuous"))
+        assert [c["case_id"] for c in row["real_conspicuous"]["per_case"]] == [c["case_id"] for c in row["real"]["per_case"]]
     # two training seeds on the same data: the row is their mean, and each seed's real Dice is shown
     runs = rows[0]["runs"]
     assert [run["train_seed"] for run in runs] == [0, 1] and rows[0]["train_seeds"] == [0, 1]
@@ -191,5 +222,7 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert (tmp_path / "data" / GENERATOR_VERSION / "glioma" / "seed0-cases3" / "bratslib_synthetic.json").is_file()
     assert "| glioma + augment |" in done.stdout and "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
     # each row says how long its U-Net trained (rows appended later may have trained at another budget)
-    assert f"| 2 seeds: {rows[0]['epochs']} epochs, {rows[0]['train_s']:.0f} s each |" in done.stdout
+    assert rows[0]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")  # and under which dtype policy
+    assert (f"| 2 seeds: {rows[0]['epochs']} epochs, {rows[0]['train_s']:.0f} s each ({rows[0]['precision']}) |"
+            in done.stdout)
     assert "one threshold on one channel, tuned per case on its truth" in (tmp_path / "out" / "bench_sim2real.md").read_text()

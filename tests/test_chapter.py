@@ -88,6 +88,19 @@ def test_datasets_can_prepare_batches_in_worker_processes(tiny_dataset, tmp_path
     assert (x1 == x2).all() and (y1 == y2).all()  # the same batches, whoever prepares them
 
 
+def test_the_profiles_normalisation_reaches_the_cache_and_the_images(tiny_dataset, tmp_path):
+    from bratslib.data.preprocess import MEDIAN_TARGET
+
+    made = {mode: ChapterSetup.create("unet2d", "tiny", data_dir=tiny_dataset, normalize=mode).datasets(
+        tmp_path / "cache", progress=False) for mode in ("volume", "median")}
+    assert {mode: d.cache.settings["normalize"] for mode, d in made.items()} == {"volume": "volume", "median": "median"}
+    assert made["volume"].cache.folder != made["median"].cache.folder
+    images = {mode: d.train.cases[0].images for mode, d in made.items()}
+    brain = images["volume"][..., 0] > 0
+    assert np.median(images["median"][..., 0][brain]) == pytest.approx(MEDIAN_TARGET, abs=0.1)  # resized and cropped
+    assert not np.allclose(images["volume"], images["median"])
+
+
 def test_the_chapter_tables_come_from_the_library(tiny_dataset):
     from types import SimpleNamespace
 

@@ -43,3 +43,11 @@ def test_check_missing_or_empty_folder(tmp_path: Path):
     assert out.returncode == 1 and "no such folder" in out.stdout
     out = run_cli("check", str(tmp_path), "-q")
     assert out.returncode == 1 and "is empty" in out.stdout
+
+
+def test_synth_help_names_every_generator_option():
+    from bratslib.data.synth import SYNTH_OPTIONS
+
+    out = run_cli("synth", "--help")
+    assert out.returncode == 0
+    assert [name for name in SYNTH_OPTIONS if name not in out.stdout] == []

@@ -13,6 +13,7 @@ import pytest
 from bratslib.data import find_cases, load_case
 from bratslib.data.cache import CachedCase, PreprocessedCache, default_cache_dir
 from bratslib.data.preprocess import (
+    MEDIAN_TARGET,
     normalize_intensity,
     one_hot,
     preprocess_case,
@@ -38,7 +39,7 @@ def brain_volume(shape=(40, 36, 20), seed=0) -> np.ndarray:
 # ------------------------------------------------------------------------- intensities
 
 
-@pytest.mark.parametrize("mode", ["volume", "slice"])
+@pytest.mark.parametrize("mode", ["volume", "slice", "median"])
 def test_normalize_range_and_background(mode):
     v = brain_volume()
     out = normalize_intensity(v, mode)
@@ -63,6 +64,28 @@ def test_per_volume_keeps_a_tissue_at_one_value_across_slices_per_slice_does_not
     vol, sl = normalize_intensity(v, "volume"), normalize_intensity(v, "slice")
     assert np.ptp(vol[3, 3, :]) == 0  # the 500 tissue has one value on every slice
     assert np.ptp(sl[3, 3, :]) > 0.4  # per-slice: 0.5 on the lower slices, 1.0 above
+
+
+def lesion_volume(lesion_value: float) -> np.ndarray:
+    """Brain of intensities 40-120 around a 4 x 4 x 4 lesion (1 % of the brain) of ``lesion_value``."""
+    v = np.zeros((24, 24, 16), np.float32)
+    v[2:-2, 2:-2, :] = np.random.default_rng(0).uniform(40, 120, (20, 20, 16))
+    v[10:14, 10:14, 6:10] = lesion_value
+    return v
+
+
+def test_median_normalisation_keeps_a_lesions_contrast_to_brain_volume_maps_it_to_one():
+    faint, strong = lesion_volume(130.0), lesion_volume(220.0)
+    # per-volume min-max: the lesion is the top 1 %, above the 99.5th percentile, so 1 either way
+    assert normalize_intensity(faint, "volume")[12, 12, 8] == normalize_intensity(strong, "volume")[12, 12, 8] == 1.0
+    lo_faint, lo_strong = (normalize_intensity(v, "median") for v in (faint, strong))
+    brain = faint != 0
+    assert np.median(lo_faint[brain]) == pytest.approx(MEDIAN_TARGET, abs=0.01)
+    # anchored on the median (about 80, floor about 40): 130 sits 2.2 times as high above the floor
+    # as the median, 0.9; 220 is past 2.5 times, clipped at 1
+    assert 0.85 < lo_faint[12, 12, 8] < 0.95 and lo_strong[12, 12, 8] == 1.0
+    # the rest of the brain does not move with the lesion
+    np.testing.assert_allclose(lo_faint[5, 5, 3], lo_strong[5, 5, 3], atol=1e-6)
 
 
 def test_normalize_channels_separately():

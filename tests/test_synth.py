@@ -412,3 +412,47 @@ def test_faint_changes_only_the_enhancing_tumour_on_t1ce(monkeypatch):
     assert change.min() >= -1  # rounding
     # most of it within the labelled tumour (the soft enhancement map's edge, below one half, reaches a few mm beyond)
     assert change[bright.seg > 0].sum() > 0.8 * change.sum()
+
+
+def test_subtle_draws_one_tumour_contrast_factor_per_modality():
+    """Option subtle: per modality a factor uniform in 0.35-1 (1: the first generator's contrast)."""
+    from bratslib.data.synth import MODALITIES, _draw_appearance, _draw_subtle
+
+    looks = [_draw_subtle(rng, _draw_appearance(rng)) for rng in map(np.random.default_rng, range(300))]
+    factors = np.array([[look[m]["tumour_contrast"] for m in MODALITIES] for look in looks])
+    assert 0.35 <= factors.min() < 0.4 and 0.95 < factors.max() <= 1.0
+    assert 0.4 < np.mean(factors < 0.675) < 0.6  # uniform: half below the middle
+    assert abs(np.corrcoef(factors[:, 0], factors[:, 1])[0, 1]) < 0.2  # drawn apart per modality
+
+
+@pytest.mark.slow
+def test_subtle_brings_oedema_and_enhancement_towards_normal_brain(monkeypatch):
+    """Two cases that differ only in the drawn factors (1: the first generator's contrast, and 0.4
+    on every modality): the same labels, the change mostly within them; on FLAIR the
+    oedema darker, on T1ce the enhancement darker: each region's distance
+    from normal brain (median to median) shrinks to about 0.4 of what it was (partial volume, the
+    grey matter in normal brain and the noise blur it)."""
+    import bratslib.data.synth as synth
+
+    draw = synth._draw_subtle
+    seed = np.random.SeedSequence(SEED + 7).spawn(1)[0]
+
+    def case_at(factor):
+        def at_factor(rng, look):
+            drawn = draw(rng, look)  # the same random draws, then the factor pinned
+            return {m: {**drawn[m], "tumour_contrast": factor} for m in drawn}
+        monkeypatch.setattr(synth, "_draw_subtle", at_factor)
+        return synthesize_case(seed, enhancing=True, options=("glioma", "subtle"))
+
+    full, subtle = case_at(1.0), case_at(0.4)
+    np.testing.assert_array_equal(full.seg, subtle.seg)
+    normal = (full.images["flair"] > 0) & (full.seg == 0)
+    for m in synth.MODALITIES:  # most of the change within the labels (the oedema's faint tail, below
+        change = np.abs(full.images[m].astype(int) - subtle.images[m])  # the label's threshold, reaches beyond)
+        assert change[full.seg > 0].sum() > 0.7 * change.sum(), m
+    med = {name: {k: np.median(case.images[m][case.seg == label]) / np.median(case.images[m][normal])
+                  for k, case in (("full", full), ("subtle", subtle))}
+           for name, m, label in (("oedema", "flair", 2), ("et", "t1ce", 4))}
+    for name, r in med.items():  # the distance from normal brain shrinks, to about 0.4 of it
+        shrink = (r["subtle"] - 1) / (r["full"] - 1)
+        assert 0.25 < shrink < 0.7, (name, r)

@@ -50,7 +50,7 @@ import numpy as np
 
 from bratslib.data.cases import BratsDataError, load_case
 from bratslib.data.layout import CaseFiles, case_files
-from bratslib.data.preprocess import Normalization, brain_box, brain_slices, preprocess_case
+from bratslib.data.preprocess import NORMALIZATIONS, Normalization, brain_box, brain_slices, preprocess_case
 from bratslib.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -173,8 +173,8 @@ class PreprocessedCache:
     ):
         if mode not in ("2d", "3d"):
             raise ValueError(f"unknown mode {mode!r}; use '2d' or '3d'")
-        if normalize not in ("volume", "slice"):
-            raise ValueError(f"unknown normalisation {normalize!r}; use 'volume' or 'slice'")
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalisation {normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
         if np.dtype(dtype) not in (np.float16, np.float32):
             raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()

@@ -39,8 +39,13 @@ N_CLASSES = len(BRATS_LABEL_OF_CLASS)
 
 #: Robust min-max: intensities are clipped at these percentiles of the brain voxels.
 CLIP_PERCENTILES: tuple[float, float] = (0.5, 99.5)
+#: ``"median"`` normalisation: the brain's median intensity maps to this value (its
+#: 0.5th percentile to 0), so that 1 is 2.5 times as far above the floor as the median.
+MEDIAN_TARGET: float = 0.4
 
-Normalization = Literal["volume", "slice"]
+Normalization = Literal["volume", "slice", "median"]
+#: The normalisation modes, for checking a setting.
+NORMALIZATIONS: tuple[str, ...] = ("volume", "slice", "median")
 
 
 # --------------------------------------------------------------------------- intensities
@@ -57,6 +62,9 @@ def normalize_intensity(volume: np.ndarray, mode: Normalization = "volume") -> n
             percentiles of the brain and mapped linearly onto [0, 1].
             ``"slice"``: the report's per-slice min-max, each axial slice (``[:, :, k]``)
             mapped from [min, max] onto [0, 1] on its own.
+            ``"median"``: anchored on typical brain, not on its brightest voxels: the
+            brain's 0.5th percentile maps to 0 and its median to :data:`MEDIAN_TARGET`
+            (0.4), linearly, clipped to [0, 1] (so up to 2.5 times the median's height).
 
     Returns:
         float32 array of the same shape, values in [0, 1].
@@ -67,6 +75,12 @@ def normalize_intensity(volume: np.ndarray, mode: Normalization = "volume") -> n
     scale across the volume anyway.  The percentiles keep a few hot voxels (vessels,
     artefacts) from squeezing all other tissue into a narrow band near 0.  ``"slice"`` is
     kept to reproduce the report.
+
+    Why ``"median"`` exists: the 99.5th percentile of a glioma's T1ce is usually its
+    enhancing tumour, so per-volume min-max maps enhancement to about 1 however faint it is,
+    and what a model learns of how bright enhancement is relative to white matter is lost.
+    Anchored on the median (mostly white and grey matter) a tissue keeps its contrast to
+    normal brain; the hottest 0.5 % no longer decides every other value's scale.
     """
     volume = np.asarray(volume)
     if volume.ndim == 4:
@@ -80,12 +94,17 @@ def normalize_intensity(volume: np.ndarray, mode: Normalization = "volume") -> n
             return np.zeros_like(volume)
         lo, hi = np.percentile(volume[brain], CLIP_PERCENTILES)
         scaled = (np.clip(volume, lo, hi) - lo) / max(float(hi - lo), 1e-8)
+    elif mode == "median":
+        if not brain.any():
+            return np.zeros_like(volume)
+        lo, median = np.percentile(volume[brain], (CLIP_PERCENTILES[0], 50.0))
+        scaled = np.clip((volume - lo) * (MEDIAN_TARGET / max(float(median - lo), 1e-8)), 0.0, 1.0)
     elif mode == "slice":
         lo = volume.min(axis=(0, 1), keepdims=True)
         hi = volume.max(axis=(0, 1), keepdims=True)
         scaled = (volume - lo) / np.maximum(hi - lo, 1e-8)
     else:
-        raise ValueError(f"unknown normalisation mode {mode!r}; use 'volume' or 'slice'")
+        raise ValueError(f"unknown normalisation mode {mode!r}; use one of {', '.join(NORMALIZATIONS)}")
     return np.where(brain, scaled, 0.0).astype(np.float32)
 
 

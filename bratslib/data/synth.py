@@ -68,7 +68,12 @@ Method, per case (:func:`synthesize_case`):
      the brightest thing in the volume;
    * ``faint``: the enhancing tumour's brightness on T1ce drawn per case from faint (25 %
      above white matter) to bright, where the first generator always draws it at 1.9 times
-     white matter (``contrast`` draws it too, with every other intensity).
+     white matter (``contrast`` draws it too, with every other intensity);
+   * ``subtle``: how far every tumour value (oedema, necrosis, non-enhancing core,
+     enhancement) stands from normal white matter, scaled per case and modality by a factor
+     drawn from 0.35 to 1: tumours from subtle to as conspicuous as the first generator's,
+     whose fixed values (FLAIR oedema 1.85, T1ce enhancement 1.9 times white matter) are at
+     the bright end of real gliomas.
 
    With every option off (``options=()``) the generator writes the bytes of the first one
    (``bratslib-synth-1``); each option's draws come after those, so each can be switched
@@ -145,6 +150,8 @@ SYNTH_OPTIONS: dict[str, str] = {
                "it in real scans (dura, sinuses, cortical vessels)",
     "faint": "the enhancing tumour's brightness on T1ce drawn per case from faint (1.25 x white matter) to bright "
              "(2.1; the first generator: always 1.9)",
+    "subtle": "the tumour's contrast to normal tissue drawn per case and modality, from 35 % to all of the first "
+              "generator's (FLAIR oedema 1.3 to 1.85 x white matter, T1ce enhancement 1.3 to 1.9)",
 }
 #: What the synthetic default uses: ``artefacts`` + ``glioma``, the one variant of
 #: ``benchmarks/bench_sim2real.py`` (its report in ``benchmarks/results/bench_sim2real.md``: three
@@ -530,6 +537,19 @@ def _draw_faint(rng: np.random.Generator, look: dict) -> dict:
     return {**look, "t1ce": {**look["t1ce"], "et_value": float(np.exp(rng.uniform(np.log(1.25), np.log(2.1))))}}
 
 
+def _draw_subtle(rng: np.random.Generator, look: dict) -> dict:
+    """Option ``subtle``: per modality, a factor uniform in 0.35-1 by which every tumour value's
+    distance from white matter (1) shrinks: ``v -> 1 + (v - 1) * factor`` for the oedema's gain,
+    necrosis, the non-enhancing core and the enhancement (after ``contrast`` and ``faint``).
+    The relations a radiologist reads are kept (oedema brighter on FLAIR, enhancement brighter
+    on T1ce), how conspicuous they are is not: lesion-to-white-matter ratios of real gliomas
+    run from about 1.3 to 2 on FLAIR and on contrast-enhanced T1, so a network should not
+    learn one threshold.  (A network trained without it missed most of scan 901's oedema and
+    enhancement and found them once they were made 1.3 and 1.5 times as bright:
+    ``benchmarks/results/bench_sim2real.md``; the real scans are never training data.)"""
+    return {m: {**look[m], "tumour_contrast": float(rng.uniform(0.35, 1.0))} for m in MODALITIES}
+
+
 def _surface_map(rng: np.random.Generator, brain: np.ndarray, surface: dict) -> np.ndarray:
     """Strength 0..1 of the bright band under the brain's surface (option ``surface``), float32.
 
@@ -773,6 +793,9 @@ def _render(rng: np.random.Generator, modality: str, anatomy: dict[str, np.ndarr
         core_value = (ncr if tumour["has_enhancing"] else net) * (1 + tumour["core_value_jitter"] * (modality == "flair"))
         hetero_amount = _HETERO[modality]
     et = look.get("et_value", et)  # option faint (T1ce)
+    if "tumour_contrast" in look:  # option subtle: every tumour value closer to white matter
+        factor = look["tumour_contrast"]
+        oedema, ncr, net, et, core_value = (1 + (v - 1) * factor for v in (oedema, ncr, net, et, core_value))
     t = tumour_maps
     hetero = np.exp(np.float32(hetero_amount) * t["hetero"])
     gain = 1 + t["oedema"] * np.float32(oedema - 1) * hetero**2  # oedema: more heterogeneous
@@ -834,6 +857,8 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
         tumour = _draw_site(rng, template, tumour)
     if opts["faint"]:
         look = _draw_faint(rng, look)
+    if opts["subtle"]:
+        look = _draw_subtle(rng, look)
     centre = _to_grid(pose, template, np.asarray(tumour["site_template_vox"]))
     box = _work_box(pose, template)
     anatomy = _sample_anatomy(rng, pose, tumour, box, centre, template, extra)
