@@ -206,7 +206,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
         conspicuous = evaluate_cases(result.model, probe, result.run.config["preprocessing"],
                                      cache_dir=work / "cache-conspicuous", progress=False)
         runs.append({"train_seed": train_seed, "train_s": train_s, "epochs": result.trained_epochs,
-                     "precision": result.run.config.get("precision"),
+                     "precision": result.run.config["training"].get("precision"),
                      "best_epoch": result.best_epoch, "synthetic": _scores(synthetic),
                      "synthetic_threshold": tuned_threshold(run_cases(result.run, root, "test")), "real": _scores(real),
                      "real_conspicuous": _scores(conspicuous)})
@@ -261,7 +261,7 @@ def _training(r: dict) -> str:
     runs = r.get("runs") or [r]
     epochs = sorted({run["epochs"] for run in runs})
     span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
-    # the dtype policy, where recorded (rows before 2026-11-30 did not say): bfloat16 on CPUs that have it
+    # the dtype policy, where the row recorded it (earlier rows did not): bfloat16 on CPUs that have it
     precision = f" ({r['precision']})" if r.get("precision") else ""
     if len(runs) == 1:
         return f"{span} epochs, {r['train_s']:.0f} s{precision}"
@@ -386,7 +386,7 @@ def main(argv=None) -> int:
              "The tuned threshold is fitted on each case's own truth: a bound no model is given. "
              "The last column scores the same models on copies of the real scans whose tumour is made more "
              "conspicuous (FLAIR x 1.3 inside the whole tumour, T1ce x 1.5 inside the enhancing tumour; rows "
-             "measured before 2026-11-30 lack it): a model that finds the tumour there but not in the scan misses "
+             "measured before it was added lack it): a model that finds the tumour there but not in the scan misses "
              "it for its contrast, not its shape or place. "
              + ("Each row is the mean over its training seeds (each seed its own split of the synthetic cases); "
                 "the per-seed column shows how far one row moves with the seed. " if args.train_seeds else

@@ -21,14 +21,14 @@ def test_every_segmentation_chapter_trains_with_one_budget(profile):
     """Same split, crop, batch, schedule and number of steps for every 2-D segmentation model of a
     profile; the 3-D model takes about as many steps (one volume each) on the same split."""
     chapters = {spec.profile for spec in MODELS.values() if spec.task == "segmentation"}
-    shared = ("split", "crop", "size", "batch_size", "epochs", "samples_per_epoch", "foreground_fraction",
+    shared = ("split", "crop", "normalize", "size", "batch_size", "epochs", "samples_per_epoch", "foreground_fraction",
               "learning_rate", "lr_patience", "stop_patience", "augment")
     two_d = [profile_settings(c, profile) for c in sorted(chapters) if profile_settings(c, profile)["mode"] == "2d"]
     assert len(two_d) == 5
     for key in shared:
         assert len({repr(s[key]) for s in two_d}) == 1, key
     three_d = profile_settings("unet3d", profile)
-    assert three_d["split"] == two_d[0]["split"] and three_d["crop"] == two_d[0]["crop"]
+    assert [three_d[k] for k in ("split", "crop", "normalize")] == [two_d[0][k] for k in ("split", "crop", "normalize")]
     if profile == "smoke":
         assert optimizer_steps(two_d[0]) == 256
         train_volumes = 40 * three_d["split"][0]  # the synthetic default's 40 cases

@@ -414,12 +414,15 @@ def test_faint_changes_only_the_enhancing_tumour_on_t1ce(monkeypatch):
     assert change[bright.seg > 0].sum() > 0.8 * change.sum()
 
 
-def test_subtle_draws_one_tumour_contrast_factor_per_modality():
-    """Option subtle: per modality a factor uniform in 0.35-1 (1: the first generator's contrast)."""
-    from bratslib.data.synth import MODALITIES, _draw_appearance, _draw_subtle
+@pytest.mark.parametrize("option, key", [("subtle", "tumour_contrast"), ("faint_oedema", "oedema_contrast")])
+def test_subtle_and_faint_oedema_draw_one_contrast_factor_per_modality(option, key):
+    """Options subtle (every tumour value) and faint_oedema (the oedema's): per modality a factor
+    uniform in 0.35-1 (1: the first generator's contrast)."""
+    import bratslib.data.synth as synth
 
-    looks = [_draw_subtle(rng, _draw_appearance(rng)) for rng in map(np.random.default_rng, range(300))]
-    factors = np.array([[look[m]["tumour_contrast"] for m in MODALITIES] for look in looks])
+    draw = getattr(synth, f"_draw_{option}")
+    looks = [draw(rng, synth._draw_appearance(rng)) for rng in map(np.random.default_rng, range(300))]
+    factors = np.array([[look[m][key] for m in synth.MODALITIES] for look in looks])
     assert 0.35 <= factors.min() < 0.4 and 0.95 < factors.max() <= 1.0
     assert 0.4 < np.mean(factors < 0.675) < 0.6  # uniform: half below the middle
     assert abs(np.corrcoef(factors[:, 0], factors[:, 1])[0, 1]) < 0.2  # drawn apart per modality
@@ -456,3 +459,31 @@ def test_subtle_brings_oedema_and_enhancement_towards_normal_brain(monkeypatch):
     for name, r in med.items():  # the distance from normal brain shrinks, to about 0.4 of it
         shrink = (r["subtle"] - 1) / (r["full"] - 1)
         assert 0.25 < shrink < 0.7, (name, r)
+
+
+@pytest.mark.slow
+def test_faint_oedema_dims_the_oedema_and_leaves_the_enhancement(monkeypatch):
+    """Option faint_oedema, its factor pinned at 1 and at 0.4 on every modality: the same labels;
+    on FLAIR the oedema's distance from normal brain shrinks to about 0.4 of it, on T1ce the
+    enhancing tumour keeps its brightness (within partial volume at its edge)."""
+    import bratslib.data.synth as synth
+
+    draw = synth._draw_faint_oedema
+    seed = np.random.SeedSequence(SEED + 7).spawn(1)[0]
+
+    def case_at(factor):
+        def at_factor(rng, look):
+            drawn = draw(rng, look)
+            return {m: {**drawn[m], "oedema_contrast": factor} for m in drawn}
+        monkeypatch.setattr(synth, "_draw_faint_oedema", at_factor)
+        return synthesize_case(seed, enhancing=True, options=("glioma", "faint_oedema"))
+
+    full, faint = case_at(1.0), case_at(0.4)
+    np.testing.assert_array_equal(full.seg, faint.seg)
+    normal = (full.images["flair"] > 0) & (full.seg == 0)
+
+    def ratio(case, m, label):
+        return np.median(case.images[m][case.seg == label]) / np.median(case.images[m][normal])
+
+    assert 0.25 < (ratio(faint, "flair", 2) - 1) / (ratio(full, "flair", 2) - 1) < 0.7
+    assert ratio(faint, "t1ce", 4) == pytest.approx(ratio(full, "t1ce", 4), rel=0.03)

@@ -73,7 +73,9 @@ Method, per case (:func:`synthesize_case`):
      enhancement) stands from normal white matter, scaled per case and modality by a factor
      drawn from 0.35 to 1: tumours from subtle to as conspicuous as the first generator's,
      whose fixed values (FLAIR oedema 1.85, T1ce enhancement 1.9 times white matter) are at
-     the bright end of real gliomas.
+     the bright end of real gliomas;
+   * ``faint_oedema``: the same for the oedema alone (necrosis, non-enhancing core and
+     enhancement keep their values).
 
    With every option off (``options=()``) the generator writes the bytes of the first one
    (``bratslib-synth-1``); each option's draws come after those, so each can be switched
@@ -152,6 +154,8 @@ SYNTH_OPTIONS: dict[str, str] = {
              "(2.1; the first generator: always 1.9)",
     "subtle": "the tumour's contrast to normal tissue drawn per case and modality, from 35 % to all of the first "
               "generator's (FLAIR oedema 1.3 to 1.85 x white matter, T1ce enhancement 1.3 to 1.9)",
+    "faint_oedema": "the oedema's contrast alone drawn per case and modality, from 35 % to all of the first "
+                    "generator's (FLAIR 1.3 to 1.85 x white matter); the core and enhancement as they were",
 }
 #: What the synthetic default uses: ``artefacts`` + ``glioma``, the one variant of
 #: ``benchmarks/bench_sim2real.py`` (its report in ``benchmarks/results/bench_sim2real.md``: three
@@ -550,6 +554,12 @@ def _draw_subtle(rng: np.random.Generator, look: dict) -> dict:
     return {m: {**look[m], "tumour_contrast": float(rng.uniform(0.35, 1.0))} for m in MODALITIES}
 
 
+def _draw_faint_oedema(rng: np.random.Generator, look: dict) -> dict:
+    """Option ``faint_oedema``: as :func:`_draw_subtle` for the oedema's gain alone, a factor
+    uniform in 0.35-1 per modality (``subtle``, when on too, applies on top)."""
+    return {m: {**look[m], "oedema_contrast": float(rng.uniform(0.35, 1.0))} for m in MODALITIES}
+
+
 def _surface_map(rng: np.random.Generator, brain: np.ndarray, surface: dict) -> np.ndarray:
     """Strength 0..1 of the bright band under the brain's surface (option ``surface``), float32.
 
@@ -793,6 +803,8 @@ def _render(rng: np.random.Generator, modality: str, anatomy: dict[str, np.ndarr
         core_value = (ncr if tumour["has_enhancing"] else net) * (1 + tumour["core_value_jitter"] * (modality == "flair"))
         hetero_amount = _HETERO[modality]
     et = look.get("et_value", et)  # option faint (T1ce)
+    if "oedema_contrast" in look:  # option faint_oedema: the oedema closer to normal tissue
+        oedema = 1 + (oedema - 1) * look["oedema_contrast"]
     if "tumour_contrast" in look:  # option subtle: every tumour value closer to white matter
         factor = look["tumour_contrast"]
         oedema, ncr, net, et, core_value = (1 + (v - 1) * factor for v in (oedema, ncr, net, et, core_value))
@@ -859,6 +871,8 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
         look = _draw_faint(rng, look)
     if opts["subtle"]:
         look = _draw_subtle(rng, look)
+    if opts["faint_oedema"]:
+        look = _draw_faint_oedema(rng, look)
     centre = _to_grid(pose, template, np.asarray(tumour["site_template_vox"]))
     box = _work_box(pose, template)
     anatomy = _sample_anatomy(rng, pose, tumour, box, centre, template, extra)
