@@ -90,13 +90,14 @@ def write_report(out: str | os.PathLike, name: str, title: str, table: str, resu
                  notes: str = "", earlier: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``<out>/<name>.md`` (title, machine, command, table, notes) and ``<out>/<name>.json``.
 
-    ``earlier``: a report read back from its ``.json``, whose machine, time and command are kept
-    (the table of an earlier measurement drawn again), instead of this machine and now.
+    ``earlier``: a report read back from its ``.json``, whose machine, time, command and notes
+    are kept (the table of an earlier measurement drawn again), instead of this machine and now.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if earlier is not None:
         info, when, command = earlier["machine"], earlier["measured"], earlier["command"]
+        notes = notes or earlier.get("notes", "")
     else:
         info = machine()
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -106,7 +107,7 @@ def write_report(out: str | os.PathLike, name: str, title: str, table: str, resu
     md_path, json_path = out / f"{name}.md", out / f"{name}.json"
     md_path.write_text(md)
     json_path.write_text(json.dumps({"title": title, "measured": when, "command": command, "machine": info,
-                                     "results": results}, indent=1) + "\n")
+                                     **({"notes": notes} if notes else {}), "results": results}, indent=1) + "\n")
     print(f"wrote {md_path} and {json_path}", file=sys.stderr)
     return md_path, json_path
 

@@ -226,3 +226,22 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert (f"| 2 seeds: {rows[0]['epochs']} epochs, {rows[0]['train_s']:.0f} s each ({rows[0]['precision']}) |"
             in done.stdout)
     assert "one threshold on one channel, tuned per case on its truth" in (tmp_path / "out" / "bench_sim2real.md").read_text()
+
+
+def test_a_report_drawn_again_from_its_json_keeps_its_command_and_notes(tmp_path):
+    from benchmarks.common import rerender, write_report
+
+    def table_of(results):
+        return ["variant", "Dice"], [(r["variant"], r["dice"]) for r in results["variants"]]
+
+    results = {"variants": [{"variant": "v1", "dice": 0.5}]}
+    md, js = write_report(tmp_path, "bench_x", "A title", "| old table |", results, ["benchmarks/bench_x.py", "--all"],
+                          notes="Read the last column with care.")
+    report = json.loads(js.read_text())
+    report["results"]["variants"].append({"variant": "default", "dice": 0.6})
+    js.write_text(json.dumps(report))
+    assert rerender(js, table_of) == 0
+    text = md.read_text()
+    assert "| default | 0.6 |" in text and "| old table |" not in text
+    assert "Read the last column with care." in text and "bench_x.py --all" in text
+    assert json.loads(js.read_text())["measured"] == report["measured"]
