@@ -36,11 +36,23 @@ def test_bench_data_prints_rates_and_ratios_and_writes_its_report(tmp_path):
     assert "Command: `python" in md and "| generator |" in md
 
 
+@pytest.mark.parametrize("gpus, bf16, expected", [([], False, ["float32"]), ([], True, ["float32", "bf16"]),
+                                                 (["T4"], True, ["float32", "mixed", "xla", "mixed+xla"])])
+def test_bench_train_measures_what_the_machine_trains_with(monkeypatch, gpus, bf16, expected):
+    import benchmarks.bench_train as bench_train
+    import bratslib.training
+
+    monkeypatch.setattr(bench_train, "gpu_names", lambda: gpus)
+    monkeypatch.setattr(bratslib.training, "cpu_has_native_bf16", lambda: bf16)
+    assert bench_train.default_variants() == expected
+
+
 @pytest.mark.slow
 def test_bench_train_measures_a_model_and_its_data_pipeline(tmp_path):
+    # float32 only, named: by default a CPU with native bfloat16 measures bf16 too (default_variants)
     done = _bench("bench_train", "--profiles", "tiny", "--models", "unet2d", "quantum_classifier", "--steps", "1",
                   "--warmup", "1", "--data-batches", "2", "--cases", "3", "--data-dir", str(tmp_path / "data"),
-                  "--out", str(tmp_path / "out"))
+                  "--variants", "float32", "--out", str(tmp_path / "out"))
     rows = json.loads((tmp_path / "out" / "bench_train.json").read_text())["results"]
     assert [(r["model"], r["variant"]) for r in rows] == [("unet2d", "float32"), ("quantum_classifier", "float32")]
     assert all(r["train_rate"] > 0 and r["data_rate"] > 0 and r["params"] > 0 for r in rows), rows
