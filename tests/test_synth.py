@@ -428,37 +428,47 @@ def test_subtle_and_faint_oedema_draw_one_contrast_factor_per_modality(option, k
     assert abs(np.corrcoef(factors[:, 0], factors[:, 1])[0, 1]) < 0.2  # drawn apart per modality
 
 
-@pytest.mark.slow
-def test_subtle_brings_oedema_and_enhancement_towards_normal_brain(monkeypatch):
-    """Two cases that differ only in the drawn factors (1: the first generator's contrast, and 0.4
-    on every modality): the same labels, the change mostly within them; on FLAIR the
-    oedema darker, on T1ce the enhancement darker: each region's distance
-    from normal brain (median to median) shrinks to about 0.4 of what it was (partial volume, the
-    grey matter in normal brain and the noise blur it)."""
+def _pinned_pair(monkeypatch, option: str, key: str, factors=(1.0, 0.4)):
+    """Two enhancing cases of one seed with ``glioma`` and ``option``, whose drawn contrast factor
+    (``look[m][key]``) is pinned at each of ``factors`` on every modality after the same random draws."""
     import bratslib.data.synth as synth
 
-    draw = synth._draw_subtle
+    draw = getattr(synth, f"_draw_{option}")
     seed = np.random.SeedSequence(SEED + 7).spawn(1)[0]
 
     def case_at(factor):
         def at_factor(rng, look):
-            drawn = draw(rng, look)  # the same random draws, then the factor pinned
-            return {m: {**drawn[m], "tumour_contrast": factor} for m in drawn}
-        monkeypatch.setattr(synth, "_draw_subtle", at_factor)
-        return synthesize_case(seed, enhancing=True, options=("glioma", "subtle"))
+            drawn = draw(rng, look)
+            return {m: {**drawn[m], key: factor} for m in drawn}
+        monkeypatch.setattr(synth, f"_draw_{option}", at_factor)
+        return synthesize_case(seed, enhancing=True, options=("glioma", option))
 
-    full, subtle = case_at(1.0), case_at(0.4)
+    return [case_at(f) for f in factors]
+
+
+def _to_normal_brain(case, modality: str, label: int) -> float:
+    """Median of a region over the median of the normal brain (brain voxels without a label)."""
+    normal = (case.images["flair"] > 0) & (case.seg == 0)
+    return float(np.median(case.images[modality][case.seg == label]) / np.median(case.images[modality][normal]))
+
+
+@pytest.mark.slow
+def test_subtle_brings_oedema_and_enhancement_towards_normal_brain(monkeypatch):
+    """Two cases that differ only in the drawn factors (1: the first generator's contrast, and 0.4
+    on every modality): the same labels, the change mostly within them; on FLAIR the oedema darker,
+    on T1ce the enhancement darker: each region's distance from normal brain (median to median)
+    shrinks to about 0.4 of what it was (partial volume, the grey matter in normal brain and the
+    noise blur it)."""
+    from bratslib.data.synth import MODALITIES as modalities
+
+    full, subtle = _pinned_pair(monkeypatch, "subtle", "tumour_contrast")
     np.testing.assert_array_equal(full.seg, subtle.seg)
-    normal = (full.images["flair"] > 0) & (full.seg == 0)
-    for m in synth.MODALITIES:  # most of the change within the labels (the oedema's faint tail, below
+    for m in modalities:  # most of the change within the labels (the oedema's faint tail, below
         change = np.abs(full.images[m].astype(int) - subtle.images[m])  # the label's threshold, reaches beyond)
         assert change[full.seg > 0].sum() > 0.7 * change.sum(), m
-    med = {name: {k: np.median(case.images[m][case.seg == label]) / np.median(case.images[m][normal])
-                  for k, case in (("full", full), ("subtle", subtle))}
-           for name, m, label in (("oedema", "flair", 2), ("et", "t1ce", 4))}
-    for name, r in med.items():  # the distance from normal brain shrinks, to about 0.4 of it
-        shrink = (r["subtle"] - 1) / (r["full"] - 1)
-        assert 0.25 < shrink < 0.7, (name, r)
+    for m, label in (("flair", 2), ("t1ce", 4)):
+        shrink = (_to_normal_brain(subtle, m, label) - 1) / (_to_normal_brain(full, m, label) - 1)
+        assert 0.25 < shrink < 0.7, (m, label, shrink)
 
 
 @pytest.mark.slow
@@ -466,24 +476,7 @@ def test_faint_oedema_dims_the_oedema_and_leaves_the_enhancement(monkeypatch):
     """Option faint_oedema, its factor pinned at 1 and at 0.4 on every modality: the same labels;
     on FLAIR the oedema's distance from normal brain shrinks to about 0.4 of it, on T1ce the
     enhancing tumour keeps its brightness (within partial volume at its edge)."""
-    import bratslib.data.synth as synth
-
-    draw = synth._draw_faint_oedema
-    seed = np.random.SeedSequence(SEED + 7).spawn(1)[0]
-
-    def case_at(factor):
-        def at_factor(rng, look):
-            drawn = draw(rng, look)
-            return {m: {**drawn[m], "oedema_contrast": factor} for m in drawn}
-        monkeypatch.setattr(synth, "_draw_faint_oedema", at_factor)
-        return synthesize_case(seed, enhancing=True, options=("glioma", "faint_oedema"))
-
-    full, faint = case_at(1.0), case_at(0.4)
+    full, faint = _pinned_pair(monkeypatch, "faint_oedema", "oedema_contrast")
     np.testing.assert_array_equal(full.seg, faint.seg)
-    normal = (full.images["flair"] > 0) & (full.seg == 0)
-
-    def ratio(case, m, label):
-        return np.median(case.images[m][case.seg == label]) / np.median(case.images[m][normal])
-
-    assert 0.25 < (ratio(faint, "flair", 2) - 1) / (ratio(full, "flair", 2) - 1) < 0.7
-    assert ratio(faint, "t1ce", 4) == pytest.approx(ratio(full, "t1ce", 4), rel=0.03)
+    assert 0.25 < (_to_normal_brain(faint, "flair", 2) - 1) / (_to_normal_brain(full, "flair", 2) - 1) < 0.7
+    assert _to_normal_brain(faint, "t1ce", 4) == pytest.approx(_to_normal_brain(full, "t1ce", 4), rel=0.03)
