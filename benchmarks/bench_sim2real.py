@@ -236,10 +236,18 @@ def _et_split(scores: dict | None) -> str:
     return f"{present} / {split['absent_found']} of {split['n_absent']}"
 
 
-def _per_case(scores: dict | None) -> str:
+def _per_case(scores: dict | None, probe: dict | None = None) -> str:
+    """``901: WT / TC / ET; 902: ...``, and with ``probe`` (the same models on the conspicuous
+    copies) each case's probe Dice after it: ``901: ... (brighter: ...)``."""
     if not scores:
         return ""
-    return "; ".join(f"{row['case_id'].rsplit('_', 1)[-1]}: " + " / ".join(f"{row[f'dice_{r}']:.2f}" for r in REGIONS)
+    probed = {row["case_id"]: row for row in probe["per_case"]} if probe else {}
+
+    def triple(row):
+        return " / ".join(f"{row[f'dice_{r}']:.2f}" for r in REGIONS)
+
+    return "; ".join(f"{row['case_id'].rsplit('_', 1)[-1]}: {triple(row)}"
+                     + (f" (brighter: {triple(probed[row['case_id']])})" if row["case_id"] in probed else "")
                      for row in scores["per_case"])
 
 
@@ -255,6 +263,10 @@ def describe(options: list[str], augment, normalize: str = "volume") -> str:
             + (f"; intensities normalised by {normalize}" if normalize != "volume" else ""))
 
 
+#: The dtype policies as the table names them.
+SHORT_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}
+
+
 def _training(r: dict) -> str:
     """``16 epochs, 51 s``, or over several training seeds ``3 seeds: 15-16 epochs, 55 s each``, and
     the dtype policy it trained under where the row recorded it."""
@@ -262,7 +274,7 @@ def _training(r: dict) -> str:
     epochs = sorted({run["epochs"] for run in runs})
     span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
     # the dtype policy, where the row recorded it (earlier rows did not): bfloat16 on CPUs that have it
-    precision = f" ({r['precision']})" if r.get("precision") else ""
+    precision = f" ({SHORT_PRECISION.get(r['precision'], r['precision'])})" if r.get("precision") else ""
     if len(runs) == 1:
         return f"{span} epochs, {r['train_s']:.0f} s{precision}"
     return f"{len(runs)} seeds: {span} epochs, {r['train_s']:.0f} s each{precision}"
@@ -279,8 +291,8 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
 
     header = ["variant", "what it changes", "train aug.", "training", "s / case", "synthetic test Dice WT / TC / ET",
               "synthetic ET where present (cases) / no ET left empty", "tuned threshold, synthetic test",
-              "real Dice WT / TC / ET", "real, per training seed", "real HD95 (mm)", "real, per case",
-              "real, tumour more conspicuous (per case)"]
+              "real Dice WT / TC / ET", "real, per training seed", "real HD95 (mm)",
+              "real, per case (brighter: the probe, tumour more conspicuous)"]
     blank = [""] * (len(header) - 1)
     rows = []
     for r in results["variants"]:
@@ -293,13 +305,13 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
         rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"], r.get("normalize", "volume")) + stale, str(r["augment"]),
                      _training(r), round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]),
-                     _triple(r["real"]), _per_seed(r), _triple(r["real"], "hd95"), _per_case(r["real"]),
-                     _per_case(r.get("real_conspicuous"))))
+                     _triple(r["real"]), _per_seed(r), _triple(r["real"], "hd95"),
+                     _per_case(r["real"], r.get("real_conspicuous"))))
     for name, label in (("real_threshold", "one threshold on one channel, tuned per case on its truth"),
                         ("algorithms", "the five BraTS 2020 algorithms, pairwise")):
         ref = results.get(name)
         if ref:
-            rows.append((label, *blank[:7], _triple(ref), "", _triple(ref, "hd95"), _per_case(ref), ""))
+            rows.append((label, *blank[:7], _triple(ref), "", _triple(ref, "hd95"), _per_case(ref)))
     return header, rows
 
 
@@ -384,10 +396,10 @@ def main(argv=None) -> int:
              "Dice 1). Scan 902 has no enhancing tumour: a model that predicts none anywhere scores ET 1 there, so a "
              "mean ET of 0.50 over the two scans can mean no enhancing tumour found in either (see the per-case column). "
              "The tuned threshold is fitted on each case's own truth: a bound no model is given. "
-             "The last column scores the same models on copies of the real scans whose tumour is made more "
-             "conspicuous (FLAIR x 1.3 inside the whole tumour, T1ce x 1.5 inside the enhancing tumour; rows "
-             "measured before it was added lack it): a model that finds the tumour there but not in the scan misses "
-             "it for its contrast, not its shape or place. "
+             "In the last column, \"brighter\" scores the same models on copies of the real scans whose "
+             "tumour is made more conspicuous (FLAIR x 1.3 inside the whole tumour, T1ce x 1.5 inside the "
+             "enhancing tumour; rows measured before it was added lack it): a model that finds the tumour there "
+             "but not in the scan misses it for its contrast, not its shape or place. "
              + ("Each row is the mean over its training seeds (each seed its own split of the synthetic cases); "
                 "the per-seed column shows how far one row moves with the seed. " if args.train_seeds else
                 "One seed per row: ")

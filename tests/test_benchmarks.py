@@ -235,8 +235,10 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert "| glioma + augment |" in done.stdout and "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
     # each row says how long its U-Net trained (rows appended later may have trained at another budget)
     assert rows[0]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")  # and under which dtype policy
-    assert (f"| 2 seeds: {rows[0]['epochs']} epochs, {rows[0]['train_s']:.0f} s each ({rows[0]['precision']}) |"
-            in done.stdout)
+    from benchmarks.bench_sim2real import SHORT_PRECISION
+    assert (f"| 2 seeds: {rows[0]['epochs']} epochs, {rows[0]['train_s']:.0f} s each "
+            f"({SHORT_PRECISION[rows[0]['precision']]}) |" in done.stdout)
+    assert "(brighter: " in done.stdout  # each real case's probe score beside it
     assert "one threshold on one channel, tuned per case on its truth" in (tmp_path / "out" / "bench_sim2real.md").read_text()
 
 
