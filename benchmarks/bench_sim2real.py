@@ -130,9 +130,8 @@ def conspicuous_copies(cases, folder: Path) -> list:
         out.mkdir(parents=True, exist_ok=True)
         seg = np.asarray(nib.load(files.seg).dataobj)
         regions = {"flair": seg > 0, "t1ce": seg == 4}
-        for path in (*files.images.values(), files.seg):
+        for modality, path in [*files.images.items(), ("seg", files.seg)]:
             image = nib.load(path)
-            modality = next((m for m, p in files.images.items() if p == path), None)
             if modality in regions:
                 data = np.asarray(image.dataobj).astype(np.float32)
                 data[regions[modality]] *= CONSPICUOUS_GAINS[modality]
@@ -249,7 +248,7 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
     probed = {row["case_id"]: row for row in probe["per_case"]} if probe else {}
 
     def triple(row):
-        return " / ".join(f"{row[f'dice_{r}']:.2f}" for r in REGIONS)
+        return _triple({"mean": row})
 
     return "; ".join(f"{row['case_id'].rsplit('_', 1)[-1]}: {triple(row)}"
                      + (f" (brighter: {triple(probed[row['case_id']])})" if row["case_id"] in probed else "")
