@@ -152,7 +152,7 @@ class ChapterSetup:
         if "min_tumour_pixels" in s:  # slice classification: tumour / no tumour
             task.update(dataset_class=TumourSliceDataset, min_tumour_pixels=s["min_tumour_pixels"])
         made = make_datasets(self.data_root, mode=s["mode"], modalities=s["modalities"], size=s["size"],
-                             normalize=s.get("normalize", "volume"), seed=self.seed, cache_dir=cache_dir,
+                             normalize=s["normalize"], seed=self.seed, cache_dir=cache_dir,
                              batch_size=s["batch_size"] * self.replicas,
                              samples_per_epoch=s["samples_per_epoch"], val_samples=s["val_samples"],
                              foreground_fraction=s["foreground_fraction"], skip_bad_cases=self.skip_bad_cases,
