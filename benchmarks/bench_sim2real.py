@@ -35,7 +35,10 @@ e.g. ``contrast+glioma``; ``+augment`` or ``+augment=all`` adds intensity augmen
 training time (the profile's ``augment`` setting, :data:`bratslib.data.augment.AUGMENT_PRESETS`;
 ``+noaugment`` switches it off); ``+norm=median`` normalises intensities another way (the
 profile's ``normalize``, :func:`bratslib.data.preprocess.normalize_intensity`); ``+epochs=48``
-trains three times the book's 16 epochs (is the budget what limits a row?).  ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
+trains three times the book's 16 epochs (is the budget what limits a row?); ``+cases=80`` writes
+80 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
+variety buy what steps do not?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
+smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?).  ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
 """
 
 from __future__ import annotations
@@ -63,10 +66,15 @@ def default_real_dir() -> Path | None:
     return real_data_dir()
 
 
+#: Variant tokens ``name=N`` (a positive whole number): the profile's ``epochs`` and ``size`` (the
+#: slices' side in pixels), and ``cases``, the row's number of synthetic cases.
+COUNT_TOKENS = ("epochs", "size", "cases")
+
+
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, object]]:
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
-    overrides: ``augment``, ``normalize`` and ``epochs`` where the variant sets them (else the
-    profile's)."""
+    overrides: ``augment``, ``normalize``, ``epochs`` and ``size`` where the variant sets them (else the
+    profile's), and ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
 
@@ -86,8 +94,9 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             overrides["augment"] = False
         elif token.startswith("norm=") and token[5:] in NORMALIZATIONS:
             overrides["normalize"] = token[5:]
-        elif token.startswith("epochs=") and token[7:].isdigit() and int(token[7:]) > 0:
-            overrides["epochs"] = int(token[7:])
+        elif (key := token.partition("=")[0]) in COUNT_TOKENS and token[len(key) + 1:].isdigit() \
+                and int(token[len(key) + 1:]) > 0:
+            overrides[key] = int(token[len(key) + 1:])
         elif token.startswith("no") and token[2:] in SYNTH_OPTIONS:
             options = {**(options or {}), token[2:]: False}
         elif token in SYNTH_OPTIONS:
@@ -95,7 +104,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
         else:
             raise ValueError(f"unknown variant token {token!r} in {variant!r}: use v1, default, "
                              f"{', '.join(SYNTH_OPTIONS)}, no<option>, augment[=preset], noaugment, "
-                             f"norm=<{'|'.join(NORMALIZATIONS)}> or epochs=<N>")
+                             f"norm=<{'|'.join(NORMALIZATIONS)}> or {', '.join(f'{k}=<N>' for k in COUNT_TOKENS)}")
     return options, overrides
 
 
@@ -179,6 +188,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
     from bratslib.models.unet2d import build_unet2d
 
     options, overrides = parse_variant(variant)
+    cases = overrides.pop("cases", cases)
     opts = synth_options(options)
     on = sorted(k for k, v in opts.items() if v)
     folder = data_dir / GENERATOR_VERSION / options_name(opts) / f"seed{seed}-cases{cases}"
@@ -210,7 +220,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
                      "synthetic_threshold": tuned_threshold(run_cases(result.run, root, "test")), "real": _scores(real),
                      "real_conspicuous": _scores(conspicuous)})
     return {"variant": variant, "generator_version": GENERATOR_VERSION, "options": on, "augment": setup.settings["augment"],
-            "normalize": setup.settings["normalize"],
+            "normalize": setup.settings["normalize"], "cases": cases,
             "seconds_per_case": per_case_s, "train_seeds": [r["train_seed"] for r in runs],
             "train_s": float(np.mean([r["train_s"] for r in runs])),
             "epochs": runs[0]["epochs"], "best_epoch": runs[0]["best_epoch"],  # the first seed's; each run has its own
@@ -255,8 +265,11 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
                      for row in scores["per_case"])
 
 
-def describe(options: list[str], augment, normalize: str = "volume") -> str:
-    """What a row changes, in words: the first generator, every option, every option but one, or the options."""
+def describe(options: list[str], augment, normalize: str = "volume", cases: int | None = None,
+             size: int | None = None) -> str:
+    """What a row changes, in words: the first generator, every option, every option but one, or the
+    options; and ``cases`` where the row has its own number of synthetic cases, ``size`` its own
+    slice size."""
     from bratslib.data.synth import SYNTH_OPTIONS
 
     missing = [k for k in SYNTH_OPTIONS if k not in options]
@@ -264,7 +277,8 @@ def describe(options: list[str], augment, normalize: str = "volume") -> str:
             else f"every option but {missing[0]}" if len(missing) == 1 and len(SYNTH_OPTIONS) > 2
             else ", ".join(options))
     return (text + (f"; {augment} augmentation while training" if augment else "")
-            + (f"; intensities normalised by {normalize}" if normalize != "volume" else ""))
+            + (f"; intensities normalised by {normalize}" if normalize != "volume" else "")
+            + (f"; {cases} cases" if cases else "") + (f"; {size} x {size} slices" if size else ""))
 
 
 #: The dtype policies as the table names them.
@@ -290,6 +304,16 @@ def _per_seed(r: dict) -> str:
     return "; ".join(f"seed {run['train_seed']}: {_triple(run['real'])}" for run in runs) if len(runs) > 1 else ""
 
 
+def own_cases(row: dict, results: dict) -> int | None:
+    """The row's number of synthetic cases where a ``cases=N`` token set one other than the report's."""
+    return row["cases"] if row.get("cases", results["cases"]) != results["cases"] else None
+
+
+def own_size(row: dict) -> int | None:
+    """The row's slice size where a ``size=N`` token set it."""
+    return parse_variant(row["variant"])[1].get("size")
+
+
 def table_of(results: dict) -> tuple[list[str], list[tuple]]:
     from bratslib.data.synth import GENERATOR_VERSION
 
@@ -306,7 +330,8 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
         # rows written before the generator's version was recorded are bratslib-synth-2's
         version = r.get("generator_version", "bratslib-synth-2")
         stale = "" if version == GENERATOR_VERSION else f" (data of {version})"
-        rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"], r.get("normalize", "volume")) + stale, str(r["augment"]),
+        rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"], r.get("normalize", "volume"),
+                                                                 own_cases(r, results), own_size(r)) + stale, str(r["augment"]),
                      _training(r), round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]),
                      _with_hd95(r["real"]), _per_seed(r), _per_case(r["real"], r.get("real_conspicuous"))))
