@@ -398,7 +398,8 @@ def main(argv=None) -> int:
                    "algorithms": algorithms_agreement(real_dir, algorithms_dir) if algorithms_dir.is_dir() else None,
                    "variants": []}
     for variant in args.variants:
-        print(f"variant {variant}: writing {args.cases} cases, training the U-Net (smoke), scoring ...", flush=True)
+        n_cases = parse_variant(variant)[1].get("cases", args.cases)
+        print(f"variant {variant}: writing {n_cases} cases, training the U-Net ({args.profile}), scoring ...", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-sim2real-") as work:
             cmd = [sys.executable, __file__, "--row", variant, "--cases", str(args.cases), "--seed", str(args.seed),
                    "--data-dir", args.data_dir, "--real-dir", str(real_dir), "--work", work,
