@@ -55,7 +55,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_summary, markdown_table, print_row, rerender, run_row, write_report  # noqa: E402
+from benchmarks.common import (machine_summary, markdown_table, print_row, rerender, rounded, run_row,  # noqa: E402
+                               write_report)
 
 from bratslib.data.source import SYNTHETIC_CASES  # noqa: E402
 from bratslib.real import REGIONS, algorithms_agreement, real_cases, real_data_dir  # noqa: E402
@@ -433,6 +434,7 @@ def main(argv=None) -> int:
                 "the per-seed column shows how far one row moves with the seed. " if args.train_seeds else
                 "One seed per row: ")
              + "two real scans: small differences between rows need not hold for another seed or other scans.")
+    results = rounded(results)  # per-case scores of every run: 5 digits, not 16, in the .json and the table
     table = markdown_table(*table_of(results))
     print(f"\n{title}\n{machine_summary()}\n\n{table}")
     if args.out:

@@ -226,7 +226,9 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     # two training seeds on the same data: the row is their mean, and each seed's real Dice is shown
     runs = rows[0]["runs"]
     assert [run["train_seed"] for run in runs] == [0, 1] and rows[0]["train_seeds"] == [0, 1]
-    assert rows[0]["real"]["mean"]["dice_WT"] == pytest.approx(np.mean([run["real"]["mean"]["dice_WT"] for run in runs]))
+    # (the .json keeps 5 significant digits)
+    assert rows[0]["real"]["mean"]["dice_WT"] == pytest.approx(np.mean([run["real"]["mean"]["dice_WT"] for run in runs]),
+                                                               abs=1e-4)
     assert "| seed 0: " in done.stdout and "; seed 1: " in done.stdout
     # ET split by whether the truth has it: scan 901 has enhancing tumour, 902 has none (pooled: once per seed)
     split = runs[0]["real"]["et_split"]
@@ -246,6 +248,17 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
             f"({SHORT_PRECISION[rows[0]['precision']]}) |" in done.stdout)
     assert "(brighter: " in done.stdout  # each real case's probe score beside it
     assert "one threshold on one channel, tuned per case on its truth" in (tmp_path / "out" / "bench_sim2real.md").read_text()
+
+
+def test_rounded_keeps_five_significant_digits_of_every_float_and_nothing_else():
+    from benchmarks.common import rounded
+
+    value = {"dice": 0.745602435, "hd95": [9.433981132056603, float("nan")], "n": 12, "id": "BraTS20_Training_901",
+             "rows": ({"s": 1234.56789, "tiny": 1.23456789e-7, "flag": True, "none": None},)}
+    out = rounded(value)
+    assert out["dice"] == 0.7456 and out["hd95"][0] == 9.434 and np.isnan(out["hd95"][1])
+    assert out["rows"] == [{"s": 1234.6, "tiny": 1.2346e-7, "flag": True, "none": None}]
+    assert (out["n"], out["id"]) == (12, "BraTS20_Training_901") and json.dumps(rounded(out)) == json.dumps(out)  # idempotent
 
 
 def test_a_report_drawn_again_from_its_json_keeps_its_command_and_notes(tmp_path):
