@@ -38,7 +38,8 @@ profile's ``normalize``, :func:`bratslib.data.preprocess.normalize_intensity`); 
 trains three times the book's 16 epochs (is the budget what limits a row?); ``+cases=80`` writes
 80 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
 variety buy what steps do not?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
-smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?).  ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
+smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
+``+modalities=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.  ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ COUNT_TOKENS = ("epochs", "size", "cases")
 
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, object]]:
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
-    overrides: ``augment``, ``normalize``, ``epochs`` and ``size`` where the variant sets them (else the
-    profile's), and ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
+    overrides: ``augment``, ``normalize``, ``epochs``, ``size`` and ``modalities`` where the variant
+    sets them (else the profile's), and ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
+    from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
 
@@ -95,6 +97,12 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             overrides["augment"] = False
         elif token.startswith("norm=") and token[5:] in NORMALIZATIONS:
             overrides["normalize"] = token[5:]
+        elif token.startswith("modalities="):
+            chosen = tuple(token[len("modalities="):].split(","))
+            if not chosen or not set(chosen) <= set(MODALITIES) or len(set(chosen)) < len(chosen):
+                raise ValueError(f"variant token {token!r}: name each of {', '.join(MODALITIES)} at most once, "
+                                 "joined by commas")
+            overrides["modalities"] = chosen
         elif (key := token.partition("=")[0]) in COUNT_TOKENS and token[len(key) + 1:].isdigit() \
                 and int(token[len(key) + 1:]) > 0:
             overrides[key] = int(token[len(key) + 1:])
@@ -267,10 +275,10 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
 
 
 def describe(options: list[str], augment, normalize: str = "volume", cases: int | None = None,
-             size: int | None = None) -> str:
+             size: int | None = None, modalities: tuple[str, ...] | None = None) -> str:
     """What a row changes, in words: the first generator, every option, every option but one, or the
     options; and ``cases`` where the row has its own number of synthetic cases, ``size`` its own
-    slice size."""
+    slice size, ``modalities`` its own inputs."""
     from bratslib.data.synth import SYNTH_OPTIONS
 
     missing = [k for k in SYNTH_OPTIONS if k not in options]
@@ -279,7 +287,8 @@ def describe(options: list[str], augment, normalize: str = "volume", cases: int 
             else ", ".join(options))
     return (text + (f"; {augment} augmentation while training" if augment else "")
             + (f"; intensities normalised by {normalize}" if normalize != "volume" else "")
-            + (f"; {cases} cases" if cases else "") + (f"; {size} x {size} slices" if size else ""))
+            + (f"; {cases} cases" if cases else "") + (f"; {size} x {size} slices" if size else "")
+            + (f"; inputs {', '.join(modalities)}" if modalities else ""))
 
 
 #: The dtype policies as the table names them.
@@ -310,9 +319,9 @@ def own_cases(row: dict, results: dict) -> int | None:
     return row["cases"] if row.get("cases", results["cases"]) != results["cases"] else None
 
 
-def own_size(row: dict) -> int | None:
-    """The row's slice size where a ``size=N`` token set it."""
-    return parse_variant(row["variant"])[1].get("size")
+def own_settings(row: dict) -> dict:
+    """The profile settings the row's tokens set: ``size``, ``modalities``."""
+    return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in ("size", "modalities")}
 
 
 def table_of(results: dict) -> tuple[list[str], list[tuple]]:
@@ -332,7 +341,7 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
         version = r.get("generator_version", "bratslib-synth-2")
         stale = "" if version == GENERATOR_VERSION else f" (data of {version})"
         rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"], r.get("normalize", "volume"),
-                                                                 own_cases(r, results), own_size(r)) + stale, str(r["augment"]),
+                                                                 own_cases(r, results), **own_settings(r)) + stale, str(r["augment"]),
                      _training(r), round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]),
                      _with_hd95(r["real"]), _per_seed(r), _per_case(r["real"], r.get("real_conspicuous"))))

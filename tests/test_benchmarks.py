@@ -159,6 +159,9 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
         parse_variant("default+epochs=0")
     with pytest.raises(ValueError, match="cases="):
         parse_variant("default+cases=many")
+    assert parse_variant("default+modalities=flair,t1,t1ce,t2") == (None, {"modalities": ("flair", "t1", "t1ce", "t2")})
+    with pytest.raises(ValueError, match="at most once"):
+        parse_variant("default+modalities=flair,dwi")
 
 
 def _real_dir():
@@ -206,15 +209,16 @@ def test_bench_sim2real_probe_brightens_only_the_tumour_of_copies_of_the_real_sc
 @pytest.mark.slow
 def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     real = _real_dir()
-    # one variant (a generator option, training augmentation and its own number of cases: every path);
+    # one variant (a generator option, training augmentation, its own cases, slice size and inputs: every path);
     # the names of variants, v1 included, are
     # test_bench_sim2real_reads_variants_as_generator_options_and_training_augmentation's
-    done = _bench("bench_sim2real", "--variants", "glioma+augment+cases=4+size=32", "--cases", "3", "--profile", "tiny",
+    variant = "glioma+augment+cases=4+size=32+modalities=flair,t1ce,t2"
+    done = _bench("bench_sim2real", "--variants", variant, "--cases", "3", "--profile", "tiny",
                   "--train-seeds", "0", "1",
                   "--data-dir", str(tmp_path / "data"), "--real-dir", str(real), "--out", str(tmp_path / "out"))
     results = json.loads((tmp_path / "out" / "bench_sim2real.json").read_text())["results"]
     rows = results["variants"]
-    assert [r["variant"] for r in rows] == ["glioma+augment+cases=4+size=32"] and rows[0]["options"] == ["glioma"]
+    assert [r["variant"] for r in rows] == [variant] and rows[0]["options"] == ["glioma"]
     assert rows[0]["augment"] == "intensity" and rows[0]["cases"] == 4 and results["cases"] == 3
     from bratslib.data.synth import GENERATOR_VERSION
     assert rows[0]["generator_version"] == GENERATOR_VERSION  # a row says which generator wrote its data
@@ -238,8 +242,8 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert _et_split(rows[0]["synthetic"]) in done.stdout
     # the data of each generator version in a folder of its own (an older one is not reused by mistake)
     assert (tmp_path / "data" / GENERATOR_VERSION / "glioma" / "seed0-cases4" / "bratslib_synthetic.json").is_file()
-    assert ("| glioma + augment + cases=4 + size=32 | glioma; intensity augmentation while training; 4 cases; "
-            "32 x 32 slices |" in done.stdout)
+    assert ("| glioma + augment + cases=4 + size=32 + modalities=flair,t1ce,t2 | glioma; intensity augmentation "
+            "while training; 4 cases; 32 x 32 slices; inputs flair, t1ce, t2 |" in done.stdout)
     assert "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
     # each row says how long its U-Net trained (rows appended later may have trained at another budget)
     assert rows[0]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")  # and under which dtype policy
