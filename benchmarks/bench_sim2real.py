@@ -39,7 +39,8 @@ trains three times the book's 16 epochs (is the budget what limits a row?); ``+c
 80 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
 variety buy what steps do not?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
 smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
-``+modalities=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.  ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
+``+modalities=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.
+``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
 """
 
 from __future__ import annotations
