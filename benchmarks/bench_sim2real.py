@@ -325,6 +325,11 @@ def own_settings(row: dict) -> dict:
     return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in ("size", "modalities")}
 
 
+def shown_name(variant: str) -> str:
+    """A variant's name as the table shows it, with room to wrap: ``default + modalities=flair, t1``."""
+    return variant.replace("+", " + ").replace(",", ", ")
+
+
 def table_of(results: dict) -> tuple[list[str], list[tuple]]:
     from bratslib.data.synth import GENERATOR_VERSION
 
@@ -336,12 +341,12 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
     rows = []
     for r in results["variants"]:
         if "error" in r:
-            rows.append((r["variant"].replace("+", " + "), *blank[:7], f"failed: {r['error'][:60]}", *blank[8:]))
+            rows.append((shown_name(r["variant"]), *blank[:7], f"failed: {r['error'][:60]}", *blank[8:]))
             continue
         # rows written before the generator's version was recorded are bratslib-synth-2's
         version = r.get("generator_version", "bratslib-synth-2")
         stale = "" if version == GENERATOR_VERSION else f" (data of {version})"
-        rows.append((r["variant"].replace("+", " + "), describe(r["options"], r["augment"], r.get("normalize", "volume"),
+        rows.append((shown_name(r["variant"]), describe(r["options"], r["augment"], r.get("normalize", "volume"),
                                                                  own_cases(r, results), **own_settings(r)) + stale, str(r["augment"]),
                      _training(r), round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]),

@@ -242,7 +242,7 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert _et_split(rows[0]["synthetic"]) in done.stdout
     # the data of each generator version in a folder of its own (an older one is not reused by mistake)
     assert (tmp_path / "data" / GENERATOR_VERSION / "glioma" / "seed0-cases4" / "bratslib_synthetic.json").is_file()
-    assert ("| glioma + augment + cases=4 + size=32 + modalities=flair,t1ce,t2 | glioma; intensity augmentation "
+    assert ("| glioma + augment + cases=4 + size=32 + modalities=flair, t1ce, t2 | glioma; intensity augmentation "
             "while training; 4 cases; 32 x 32 slices; inputs flair, t1ce, t2 |" in done.stdout)
     assert "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
     # each row says how long its U-Net trained (rows appended later may have trained at another budget)
