@@ -39,7 +39,7 @@ trains three times the book's 16 epochs (is the budget what limits a row?); ``+c
 80 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
 variety buy what steps do not?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
 smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
-``+modalities=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.
+``+inputs=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.
 ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
 """
 
@@ -76,8 +76,9 @@ COUNT_TOKENS = ("epochs", "size", "cases")
 
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, object]]:
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
-    overrides: ``augment``, ``normalize``, ``epochs``, ``size`` and ``modalities`` where the variant
-    sets them (else the profile's), and ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
+    overrides: ``augment``, ``normalize``, ``epochs``, ``size`` and ``modalities`` (token ``inputs=``)
+    where the variant sets them (else the profile's), and ``cases`` (the row's number of synthetic
+    cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
@@ -98,8 +99,8 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             overrides["augment"] = False
         elif token.startswith("norm=") and token[5:] in NORMALIZATIONS:
             overrides["normalize"] = token[5:]
-        elif token.startswith("modalities="):
-            chosen = tuple(token[len("modalities="):].split(","))
+        elif token.startswith("inputs="):
+            chosen = tuple(token[len("inputs="):].split(","))
             if not chosen or not set(chosen) <= set(MODALITIES) or len(set(chosen)) < len(chosen):
                 raise ValueError(f"variant token {token!r}: name each of {', '.join(MODALITIES)} at most once, "
                                  "joined by commas")
@@ -326,7 +327,7 @@ def own_settings(row: dict) -> dict:
 
 
 def shown_name(variant: str) -> str:
-    """A variant's name as the table shows it, with room to wrap: ``default + modalities=flair, t1``."""
+    """A variant's name as the table shows it, with room to wrap: ``default + inputs=flair, t1``."""
     return variant.replace("+", " + ").replace(",", ", ")
 
 
@@ -346,8 +347,8 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
         # rows written before the generator's version was recorded are bratslib-synth-2's
         version = r.get("generator_version", "bratslib-synth-2")
         stale = "" if version == GENERATOR_VERSION else f" (data of {version})"
-        rows.append((shown_name(r["variant"]), describe(r["options"], r["augment"], r.get("normalize", "volume"),
-                                                                 own_cases(r, results), **own_settings(r)) + stale, str(r["augment"]),
+        what = describe(r["options"], r["augment"], r.get("normalize", "volume"), own_cases(r, results), **own_settings(r))
+        rows.append((shown_name(r["variant"]), what + stale, str(r["augment"]),
                      _training(r), round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]),
                      _with_hd95(r["real"]), _per_seed(r), _per_case(r["real"], r.get("real_conspicuous"))))

@@ -159,9 +159,9 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
         parse_variant("default+epochs=0")
     with pytest.raises(ValueError, match="cases="):
         parse_variant("default+cases=many")
-    assert parse_variant("default+modalities=flair,t1,t1ce,t2") == (None, {"modalities": ("flair", "t1", "t1ce", "t2")})
+    assert parse_variant("default+inputs=flair,t1,t1ce,t2") == (None, {"modalities": ("flair", "t1", "t1ce", "t2")})
     with pytest.raises(ValueError, match="at most once"):
-        parse_variant("default+modalities=flair,dwi")
+        parse_variant("default+inputs=flair,dwi")
 
 
 def _real_dir():
@@ -212,7 +212,7 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     # one variant (a generator option, training augmentation, its own cases, slice size and inputs: every path);
     # the names of variants, v1 included, are
     # test_bench_sim2real_reads_variants_as_generator_options_and_training_augmentation's
-    variant = "glioma+augment+cases=4+size=32+modalities=flair,t1ce,t2"
+    variant = "glioma+augment+cases=4+size=32+inputs=flair,t1ce,t2"
     done = _bench("bench_sim2real", "--variants", variant, "--cases", "3", "--profile", "tiny",
                   "--train-seeds", "0", "1",
                   "--data-dir", str(tmp_path / "data"), "--real-dir", str(real), "--out", str(tmp_path / "out"))
@@ -242,7 +242,7 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert _et_split(rows[0]["synthetic"]) in done.stdout
     # the data of each generator version in a folder of its own (an older one is not reused by mistake)
     assert (tmp_path / "data" / GENERATOR_VERSION / "glioma" / "seed0-cases4" / "bratslib_synthetic.json").is_file()
-    assert ("| glioma + augment + cases=4 + size=32 + modalities=flair, t1ce, t2 | glioma; intensity augmentation "
+    assert ("| glioma + augment + cases=4 + size=32 + inputs=flair, t1ce, t2 | glioma; intensity augmentation "
             "while training; 4 cases; 32 x 32 slices; inputs flair, t1ce, t2 |" in done.stdout)
     assert "| the five BraTS 2020 algorithms, pairwise |" in done.stdout
     # each row says how long its U-Net trained (rows appended later may have trained at another budget)
