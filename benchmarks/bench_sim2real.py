@@ -89,25 +89,25 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
     # an option added to ``default`` adds to the default's options; alone or after v1, to none
     start = synth_options(None) if "default" in tokens else dict.fromkeys(SYNTH_OPTIONS, False)
     for token in tokens:
+        key, _, value = token.partition("=")
         if token == "default":
             continue
         if token == "v1":
             options = dict.fromkeys(SYNTH_OPTIONS, False)
-        elif token == "augment" or token.startswith("augment="):
-            overrides["augment"] = token.partition("=")[2] or "intensity"
+        elif key == "augment":
+            overrides["augment"] = value or "intensity"
         elif token == "noaugment":
             overrides["augment"] = False
-        elif token.startswith("norm=") and token[5:] in NORMALIZATIONS:
-            overrides["normalize"] = token[5:]
-        elif token.startswith("inputs="):
-            chosen = tuple(token[len("inputs="):].split(","))
-            if not chosen or not set(chosen) <= set(MODALITIES) or len(set(chosen)) < len(chosen):
+        elif key == "norm" and value in NORMALIZATIONS:
+            overrides["normalize"] = value
+        elif key == "inputs":
+            chosen = tuple(value.split(","))
+            if not set(chosen) <= set(MODALITIES) or len(set(chosen)) < len(chosen):
                 raise ValueError(f"variant token {token!r}: name each of {', '.join(MODALITIES)} at most once, "
                                  "joined by commas")
             overrides["modalities"] = chosen
-        elif (key := token.partition("=")[0]) in COUNT_TOKENS and token[len(key) + 1:].isdigit() \
-                and int(token[len(key) + 1:]) > 0:
-            overrides[key] = int(token[len(key) + 1:])
+        elif key in COUNT_TOKENS and value.isdigit() and int(value) > 0:
+            overrides[key] = int(value)
         elif token.startswith("no") and token[2:] in SYNTH_OPTIONS:
             options = {**(options or {}), token[2:]: False}
         elif token in SYNTH_OPTIONS:
@@ -115,7 +115,8 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
         else:
             raise ValueError(f"unknown variant token {token!r} in {variant!r}: use v1, default, "
                              f"{', '.join(SYNTH_OPTIONS)}, no<option>, augment[=preset], noaugment, "
-                             f"norm=<{'|'.join(NORMALIZATIONS)}> or {', '.join(f'{k}=<N>' for k in COUNT_TOKENS)}")
+                             f"norm=<{'|'.join(NORMALIZATIONS)}>, inputs=<modality,...> or "
+                             f"{', '.join(f'{k}=<N>' for k in COUNT_TOKENS)}")
     return options, overrides
 
 
@@ -316,14 +317,9 @@ def _per_seed(r: dict) -> str:
     return "; ".join(f"seed {run['train_seed']}: {_triple(run['real'])}" for run in runs) if len(runs) > 1 else ""
 
 
-def own_cases(row: dict, results: dict) -> int | None:
-    """The row's number of synthetic cases where a ``cases=N`` token set one other than the report's."""
-    return row["cases"] if row.get("cases", results["cases"]) != results["cases"] else None
-
-
 def own_settings(row: dict) -> dict:
-    """The profile settings the row's tokens set: ``size``, ``modalities``."""
-    return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in ("size", "modalities")}
+    """What the row's tokens set that :func:`describe` words: ``cases``, ``size``, ``modalities``."""
+    return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in ("cases", "size", "modalities")}
 
 
 def shown_name(variant: str) -> str:
@@ -347,7 +343,7 @@ def table_of(results: dict) -> tuple[list[str], list[tuple]]:
         # rows written before the generator's version was recorded are bratslib-synth-2's
         version = r.get("generator_version", "bratslib-synth-2")
         stale = "" if version == GENERATOR_VERSION else f" (data of {version})"
-        what = describe(r["options"], r["augment"], r.get("normalize", "volume"), own_cases(r, results), **own_settings(r))
+        what = describe(r["options"], r["augment"], r.get("normalize", "volume"), **own_settings(r))
         rows.append((shown_name(r["variant"]), what + stale, str(r["augment"]),
                      _training(r), round(r["seconds_per_case"], 1),
                      _triple(r["synthetic"]), _et_split(r["synthetic"]), _triple(r["synthetic_threshold"]),
