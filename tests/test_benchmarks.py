@@ -146,6 +146,7 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
     assert parse_variant("v1+augment=all") == (off, {"augment": "all"})
     assert parse_variant("default+noglioma+noaugment") == ({"glioma": False}, {"augment": False})
     assert parse_variant("faint+norm=median") == ({**off, "faint": True}, {"normalize": "median"})
+    assert parse_variant("hyperintensities+norm=rank") == ({**off, "hyperintensities": True}, {"normalize": "rank"})
     default = {k: k in DEFAULT_OPTIONS for k in SYNTH_OPTIONS}
     assert parse_variant("default+faint") == ({**default, "faint": True}, {})  # added to the default's
     assert parse_variant("v1+faint") == ({**off, "faint": True}, {})

@@ -39,14 +39,14 @@ def brain_volume(shape=(40, 36, 20), seed=0) -> np.ndarray:
 # ------------------------------------------------------------------------- intensities
 
 
-@pytest.mark.parametrize("mode", ["volume", "slice", "median"])
+@pytest.mark.parametrize("mode", ["volume", "slice", "median", "rank"])
 def test_normalize_range_and_background(mode):
     v = brain_volume()
     out = normalize_intensity(v, mode)
     assert out.dtype == np.float32 and out.shape == v.shape
     assert out.min() >= 0 and out.max() <= 1
     assert np.all(out[v == 0] == 0)
-    assert out.max() == pytest.approx(1.0)
+    assert out.max() == pytest.approx(1.0, abs=1e-3)  # rank: the two hottest voxels share 1 - 1 / n
 
 
 def test_normalize_volume_clips_hot_voxels_at_percentiles():
@@ -86,6 +86,24 @@ def test_median_normalisation_keeps_a_lesions_contrast_to_brain_volume_maps_it_t
     assert 0.85 < lo_faint[12, 12, 8] < 0.95 and lo_strong[12, 12, 8] == 1.0
     # the rest of the brain does not move with the lesion
     np.testing.assert_allclose(lo_faint[5, 5, 3], lo_strong[5, 5, 3], atol=1e-6)
+
+
+def test_rank_normalisation_is_the_share_of_brain_below_and_ignores_any_monotone_change():
+    faint, strong = lesion_volume(130.0), lesion_volume(220.0)
+    brain = faint != 0
+    rank_faint, rank_strong = normalize_intensity(faint, "rank"), normalize_intensity(strong, "rank")
+    # the lesion is the brightest 1 % (64 of 6400 voxels) however bright: mean rank of the top 64
+    assert rank_faint[12, 12, 8] == rank_strong[12, 12, 8] == pytest.approx(1 - 32 / 6400)
+    np.testing.assert_array_equal(rank_faint, rank_strong)
+    # a monotone change of every intensity (a scanner's contrast) changes nothing, ties included
+    whole = np.rint(faint)  # 40-130: many ties; their squares are exact in float32
+    np.testing.assert_array_equal(normalize_intensity(3 * whole**2 + 7 * (whole > 0), "rank"),
+                                  normalize_intensity(whole, "rank"))
+    # whole numbers are counted, others sorted: the same ranks
+    np.testing.assert_array_equal(normalize_intensity(whole + 0.5 * (whole > 0), "rank"),
+                                  normalize_intensity(whole, "rank"))
+    # the brain's values are flat: its median voxel sits at 0.5
+    assert np.median(rank_faint[brain]) == pytest.approx(0.5, abs=1e-3)
 
 
 def test_normalize_channels_separately():

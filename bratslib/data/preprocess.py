@@ -43,9 +43,9 @@ CLIP_PERCENTILES: tuple[float, float] = (0.5, 99.5)
 #: 0.5th percentile to 0), so that 1 is 2.5 times as far above the floor as the median.
 MEDIAN_TARGET: float = 0.4
 
-Normalization = Literal["volume", "slice", "median"]
+Normalization = Literal["volume", "slice", "median", "rank"]
 #: The normalisation modes, for checking a setting.
-NORMALIZATIONS: tuple[str, ...] = ("volume", "slice", "median")
+NORMALIZATIONS: tuple[str, ...] = ("volume", "slice", "median", "rank")
 
 
 # --------------------------------------------------------------------------- intensities
@@ -65,6 +65,11 @@ def normalize_intensity(volume: np.ndarray, mode: Normalization = "volume") -> n
             ``"median"``: anchored on typical brain, not on its brightest voxels: the
             brain's 0.5th percentile maps to 0 and its median to :data:`MEDIAN_TARGET`
             (0.4), linearly, clipped to [0, 1] (so up to 2.5 times the median's height).
+            ``"rank"``: each brain voxel's rank among the brain's voxels of the volume, as a
+            fraction (the share of brain voxels darker than it, ties sharing their mean
+            rank): the brain's histogram made flat, so that any monotone change of the
+            intensities (a scanner's contrast, a brighter or fainter tumour relative to
+            white matter) gives the same values, as long as the order of the tissues holds.
 
     Returns:
         float32 array of the same shape, values in [0, 1].
@@ -101,6 +106,9 @@ def normalize_intensity(volume: np.ndarray, mode: Normalization = "volume") -> n
             return np.zeros_like(volume)
         lo, median = np.percentile(volume[brain], (CLIP_PERCENTILES[0], 50.0))
         scaled = np.clip((volume - lo) * (MEDIAN_TARGET / max(float(median - lo), 1e-8)), 0.0, 1.0)
+    elif mode == "rank":
+        scaled = np.zeros_like(volume)
+        scaled[brain] = _mid_ranks(volume[brain])
     elif mode == "slice":
         lo = volume.min(axis=(0, 1), keepdims=True)
         hi = volume.max(axis=(0, 1), keepdims=True)
@@ -108,6 +116,23 @@ def normalize_intensity(volume: np.ndarray, mode: Normalization = "volume") -> n
     else:
         raise ValueError(f"unknown normalisation mode {mode!r}; use one of {', '.join(NORMALIZATIONS)}")
     return np.where(brain, scaled, 0.0).astype(np.float32)
+
+
+def _mid_ranks(values: np.ndarray) -> np.ndarray:
+    """Each of ``values`` (1-D) as the share of ``values`` below it, ties counted half: float32
+    in (0, 1).  Whole numbers (scans stored as integers) are counted, O(n); others sorted."""
+    if values.size == 0:
+        return values.astype(np.float32)
+    lowest = float(values.min())
+    if float(values.max()) - lowest < 2**22 and np.array_equal(values, np.rint(values)):
+        index = (values - lowest).astype(np.int64)
+        counts = np.bincount(index)
+        upto = np.cumsum(counts)
+        return ((2 * upto - counts)[index] / np.float32(2 * values.size)).astype(np.float32)
+    ordered = np.sort(values)
+    below = np.searchsorted(ordered, values, side="left")
+    upto = np.searchsorted(ordered, values, side="right")
+    return ((below + upto) / np.float32(2 * values.size)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- labels

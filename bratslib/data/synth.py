@@ -75,7 +75,12 @@ Method, per case (:func:`synthesize_case`):
      whose fixed values (FLAIR oedema 1.85, T1ce enhancement 1.9 times white matter) are at
      the bright end of real gliomas;
    * ``faint_oedema``: the same for the oedema alone (necrosis, non-enhancing core and
-     enhancement keep their values).
+     enhancement keep their values);
+   * ``hyperintensities``: unlabelled white-matter hyperintensities, as small-vessel disease
+     leaves them in most patients of glioma age: up to 40 patches 2-10 mm across (a third of
+     the cases none), as bright on FLAIR and T2 as oedema, a little dark on T1 and T1ce, with
+     neither mass effect nor enhancement, so that the tumour is not the only bright thing on
+     FLAIR.  Drawn last, after the tumour: a case's labels are those it has without it.
 
    With every option off (``options=()``) the generator writes the bytes of the first one
    (``bratslib-synth-1``); each option's draws come after those, so each can be switched
@@ -156,6 +161,8 @@ SYNTH_OPTIONS: dict[str, str] = {
               "generator's (FLAIR oedema 1.3 to 1.85 x white matter, T1ce enhancement 1.3 to 1.9)",
     "faint_oedema": "the oedema's contrast alone drawn per case and modality, from 35 % to all of the first "
                     "generator's (FLAIR 1.3 to 1.85 x white matter); the core and enhancement as they were",
+    "hyperintensities": "unlabelled white-matter hyperintensities (small-vessel disease, common at glioma age): up to "
+                        "40 patches 2-10 mm across, bright on FLAIR and T2, a little dark on T1, not enhancing",
 }
 #: What the synthetic default uses: ``artefacts`` + ``glioma``, the one variant of
 #: ``benchmarks/bench_sim2real.py`` (its report in ``benchmarks/results/bench_sim2real.md``: three
@@ -566,6 +573,42 @@ def _draw_faint_oedema(rng: np.random.Generator, look: dict) -> dict:
     return {m: {**look[m], "oedema_contrast": float(rng.uniform(0.35, 1.0))} for m in MODALITIES}
 
 
+def _draw_hyperintensities(rng: np.random.Generator) -> dict:
+    """Option ``hyperintensities``: how many white-matter hyperintensities (0-40, a third of
+    the cases none) and how bright, per modality, at full strength (a relative change of
+    intensity: FLAIR and T2 +30 % to +90 %, T1 and T1ce -5 % to -25 %).  Most patients of
+    glioma age have some (small-vessel disease): patches as bright on FLAIR as oedema, without
+    mass effect or enhancement, that a segmentation must leave out; in the first generator the
+    tumour is the only bright thing on FLAIR but the ventricles' lining."""
+    count = 0 if rng.random() < 1 / 3 else int(rng.integers(1, 41))
+    bright, dark = (float(rng.uniform(0.3, 0.9)) for _ in range(2)), float(rng.uniform(-0.25, -0.05))
+    flair, t2 = bright
+    return {"count": count, "gain": {"flair": flair, "t2": t2, "t1": dark, "t1ce": dark}}
+
+
+def _hyperintensity_map(rng: np.random.Generator, anatomy: dict[str, np.ndarray], draw: dict) -> np.ndarray:
+    """Strength 0..1 of the white-matter hyperintensities (option ``hyperintensities``) in the
+    work box, float32: ``draw["count"]`` patches centred in white matter (probability > 0.9),
+    each an elongated Gaussian (sigma 1-4 mm per axis, 1 mm voxels) cut off flat at its top,
+    kept to white matter."""
+    wm = anatomy["wm"]
+    out = np.zeros(wm.shape, np.float32)
+    candidates = np.flatnonzero(wm.ravel() > 0.9)
+    if draw["count"] == 0 or candidates.size == 0:
+        return out
+    centres = np.stack(np.unravel_index(rng.choice(candidates, draw["count"]), wm.shape), axis=1)
+    for centre in centres:
+        sigma = np.exp(rng.uniform(np.log(1.0), np.log(4.0))) * np.exp(rng.uniform(-0.3, 0.3, 3))
+        lo = np.maximum(centre - np.ceil(3 * sigma).astype(int), 0)
+        hi = np.minimum(centre + np.ceil(3 * sigma).astype(int) + 1, wm.shape)
+        grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        r2 = sum(((g - c) / s) ** 2 for g, c, s in zip(grid, centre, sigma))
+        patch = np.clip(np.float32(rng.uniform(1.2, 2.0)) * np.exp(-0.5 * r2), 0, 1).astype(np.float32)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        out[box] = np.maximum(out[box], patch)
+    return out * np.clip(wm * np.float32(1.25), 0, 1)
+
+
 def _surface_map(rng: np.random.Generator, brain: np.ndarray, surface: dict) -> np.ndarray:
     """Strength 0..1 of the bright band under the brain's surface (option ``surface``), float32.
 
@@ -800,6 +843,8 @@ def _render(rng: np.random.Generator, modality: str, anatomy: dict[str, np.ndarr
         img *= 1 + np.float32(strength) * anatomy["vessels"]
     if "surface" in anatomy:  # option surface: dura, sinuses and vessels under the brain's edge
         img *= 1 + np.float32(look["surface_gain"]) * anatomy["surface"]
+    if "hyperintensities" in anatomy:  # option hyperintensities: unlabelled white-matter lesions
+        img *= 1 + np.float32(look["hyperintensity_gain"]) * anatomy["hyperintensities"]
     if "tumour" in look:  # option contrast: this case's values
         oedema, ncr, net, et = look["tumour"]
         core_value = ncr if tumour["has_enhancing"] else net
@@ -888,6 +933,10 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
     if surface is not None:
         anatomy["surface"] = _surface_map(rng, anatomy["brain"], surface)
         look = {m: {**look[m], "surface_gain": surface["gain"][m]} for m in MODALITIES}
+    hyper = _draw_hyperintensities(rng) if opts["hyperintensities"] else None
+    if hyper is not None:  # drawn last of all options: with it off, every other option's bytes stay
+        anatomy["hyperintensities"] = _hyperintensity_map(rng, anatomy, hyper)
+        look = {m: {**look[m], "hyperintensity_gain": hyper["gain"][m]} for m in MODALITIES}
     brain = anatomy["brain"] > 0.5
     seg = np.zeros(BRATS_SHAPE, np.uint8)
     seg[box][tbox] = maps["seg"]
@@ -906,6 +955,7 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
         "appearance": look,
         **({"anatomy": extra} if extra is not None else {}),
         **({"surface": surface} if surface is not None else {}),
+        **({"hyperintensities": hyper} if hyper is not None else {}),
         "voxels": {"brain": int(brain.sum()), "ncr": int(counts[1]), "oedema": int(counts[2]), "et": int(counts[4])},
     }
     return SyntheticCase(images=full, seg=seg, params=params)
