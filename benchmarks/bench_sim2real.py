@@ -34,8 +34,10 @@ off), ``default`` (the synthetic default, :data:`~bratslib.data.synth.DEFAULT_OP
 e.g. ``contrast+glioma``; ``+augment`` or ``+augment=all`` adds intensity augmentation at
 training time (the profile's ``augment`` setting, :data:`bratslib.data.augment.AUGMENT_PRESETS`;
 ``+noaugment`` switches it off); ``+norm=median`` normalises intensities another way (the
-profile's ``normalize``, :func:`bratslib.data.preprocess.normalize_intensity`); ``+epochs=48``
-trains three times the book's 16 epochs (is the budget what limits a row?); ``+cases=80`` writes
+profile's ``normalize``, :func:`bratslib.data.preprocess.normalize_intensity`; ``+norm=rank``: each
+voxel's rank in its brain, which no change of contrast moves); ``+epochs=48``
+trains three times the book's 16 epochs (is the budget what limits a row?); ``+lr=0.005`` trains at
+another learning rate than the profile's 2e-3 (the same steps, larger ones); ``+cases=80`` writes
 80 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
 variety buy what steps do not?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
 smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
@@ -74,11 +76,19 @@ def default_real_dir() -> Path | None:
 COUNT_TOKENS = ("epochs", "size", "cases")
 
 
+def _positive_number(text: str) -> bool:
+    """Whether ``text`` reads as a finite number above 0 (``0.005``, ``5e-3``)."""
+    try:
+        return 0 < float(text) < float("inf")
+    except ValueError:
+        return False
+
+
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, object]]:
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
-    overrides: ``augment``, ``normalize``, ``epochs``, ``size`` and ``modalities`` (token ``inputs=``)
-    where the variant sets them (else the profile's), and ``cases`` (the row's number of synthetic
-    cases, else ``--cases``)."""
+    overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``modalities`` (token ``inputs=``) and
+    ``learning_rate`` (token ``lr=``) where the variant sets them (else the profile's), and ``cases``
+    (the row's number of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
@@ -108,6 +118,8 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             overrides["modalities"] = chosen
         elif key in COUNT_TOKENS and value.isdigit() and int(value) > 0:
             overrides[key] = int(value)
+        elif key == "lr" and _positive_number(value):
+            overrides["learning_rate"] = float(value)
         elif token.startswith("no") and token[2:] in SYNTH_OPTIONS:
             options = {**(options or {}), token[2:]: False}
         elif token in SYNTH_OPTIONS:
@@ -115,7 +127,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
         else:
             raise ValueError(f"unknown variant token {token!r} in {variant!r}: use v1, default, "
                              f"{', '.join(SYNTH_OPTIONS)}, no<option>, augment[=preset], noaugment, "
-                             f"norm=<{'|'.join(NORMALIZATIONS)}>, inputs=<modality,...> or "
+                             f"norm=<{'|'.join(NORMALIZATIONS)}>, inputs=<modality,...>, lr=<rate> or "
                              f"{', '.join(f'{k}=<N>' for k in COUNT_TOKENS)}")
     return options, overrides
 
@@ -278,10 +290,11 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
 
 
 def describe(options: list[str], augment, normalize: str = "volume", cases: int | None = None,
-             size: int | None = None, modalities: tuple[str, ...] | None = None) -> str:
+             size: int | None = None, modalities: tuple[str, ...] | None = None,
+             learning_rate: float | None = None) -> str:
     """What a row changes, in words: the first generator, every option, every option but one, or the
     options; and ``cases`` where the row has its own number of synthetic cases, ``size`` its own
-    slice size, ``modalities`` its own inputs."""
+    slice size, ``modalities`` its own inputs, ``learning_rate`` its own learning rate."""
     from bratslib.data.synth import SYNTH_OPTIONS
 
     missing = [k for k in SYNTH_OPTIONS if k not in options]
@@ -291,7 +304,8 @@ def describe(options: list[str], augment, normalize: str = "volume", cases: int 
     return (text + (f"; {augment} augmentation while training" if augment else "")
             + (f"; intensities normalised by {normalize}" if normalize != "volume" else "")
             + (f"; {cases} cases" if cases else "") + (f"; {size} x {size} slices" if size else "")
-            + (f"; inputs {', '.join(modalities)}" if modalities else ""))
+            + (f"; inputs {', '.join(modalities)}" if modalities else "")
+            + (f"; learning rate {learning_rate:g}" if learning_rate else ""))
 
 
 #: The dtype policies as the table names them.
@@ -318,8 +332,10 @@ def _per_seed(r: dict) -> str:
 
 
 def own_settings(row: dict) -> dict:
-    """What the row's tokens set that :func:`describe` words: ``cases``, ``size``, ``modalities``."""
-    return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in ("cases", "size", "modalities")}
+    """What the row's tokens set that :func:`describe` words: ``cases``, ``size``, ``modalities``,
+    ``learning_rate``."""
+    worded = ("cases", "size", "modalities", "learning_rate")
+    return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in worded}
 
 
 def shown_name(variant: str) -> str:

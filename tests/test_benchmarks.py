@@ -161,8 +161,21 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
     with pytest.raises(ValueError, match="cases="):
         parse_variant("default+cases=many")
     assert parse_variant("default+inputs=flair,t1,t1ce,t2") == (None, {"modalities": ("flair", "t1", "t1ce", "t2")})
+    assert parse_variant("default+lr=5e-3+epochs=32") == (None, {"learning_rate": 0.005, "epochs": 32})
+    for bad in ("lr=0", "lr=fast", "lr=inf", "lr=-1"):
+        with pytest.raises(ValueError, match="lr=<rate>"):
+            parse_variant(f"default+{bad}")
     with pytest.raises(ValueError, match="at most once"):
         parse_variant("default+inputs=flair,dwi")
+
+
+def test_bench_sim2real_words_what_a_row_sets():
+    from benchmarks.bench_sim2real import describe, own_settings
+
+    row = {"variant": "default+hyperintensities+norm=rank+lr=0.005+cases=80+epochs=48"}
+    assert own_settings(row) == {"learning_rate": 0.005, "cases": 80}  # epochs: the training column's
+    assert (describe(["artefacts", "glioma", "hyperintensities"], False, "rank", **own_settings(row))
+            == "artefacts, glioma, hyperintensities; intensities normalised by rank; 80 cases; learning rate 0.005")
 
 
 def _real_dir():

@@ -581,8 +581,8 @@ def _draw_hyperintensities(rng: np.random.Generator) -> dict:
     mass effect or enhancement, that a segmentation must leave out; in the first generator the
     tumour is the only bright thing on FLAIR but the ventricles' lining."""
     count = 0 if rng.random() < 1 / 3 else int(rng.integers(1, 41))
-    bright, dark = (float(rng.uniform(0.3, 0.9)) for _ in range(2)), float(rng.uniform(-0.25, -0.05))
-    flair, t2 = bright
+    dark = float(rng.uniform(-0.25, -0.05))
+    flair, t2 = (float(rng.uniform(0.3, 0.9)) for _ in range(2))
     return {"count": count, "gain": {"flair": flair, "t2": t2, "t1": dark, "t1ce": dark}}
 
 
