@@ -146,7 +146,7 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
     assert parse_variant("v1+augment=all") == (off, {"augment": "all"})
     assert parse_variant("default+noglioma+noaugment") == ({"glioma": False}, {"augment": False})
     assert parse_variant("faint+norm=median") == ({**off, "faint": True}, {"normalize": "median"})
-    assert parse_variant("hyperintensities+norm=rank") == ({**off, "hyperintensities": True}, {"normalize": "rank"})
+    assert parse_variant("wmh+norm=rank") == ({**off, "wmh": True}, {"normalize": "rank"})
     default = {k: k in DEFAULT_OPTIONS for k in SYNTH_OPTIONS}
     assert parse_variant("default+faint") == ({**default, "faint": True}, {})  # added to the default's
     assert parse_variant("v1+faint") == ({**off, "faint": True}, {})
@@ -172,10 +172,10 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
 def test_bench_sim2real_words_what_a_row_sets():
     from benchmarks.bench_sim2real import describe, own_settings
 
-    row = {"variant": "default+hyperintensities+norm=rank+lr=0.005+cases=80+epochs=48"}
+    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48"}
     assert own_settings(row) == {"learning_rate": 0.005, "cases": 80}  # epochs: the training column's
-    assert (describe(["artefacts", "glioma", "hyperintensities"], False, "rank", **own_settings(row))
-            == "artefacts, glioma, hyperintensities; intensities normalised by rank; 80 cases; learning rate 0.005")
+    assert (describe(["artefacts", "glioma", "wmh"], False, "rank", **own_settings(row))
+            == "artefacts, glioma, wmh; intensities normalised by rank; 80 cases; learning rate 0.005")
 
 
 def _real_dir():

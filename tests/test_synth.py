@@ -482,12 +482,12 @@ def test_faint_oedema_dims_the_oedema_and_leaves_the_enhancement(monkeypatch):
     assert _to_normal_brain(faint, "t1ce", 4) == pytest.approx(_to_normal_brain(full, "t1ce", 4), rel=0.03)
 
 
-def test_hyperintensity_patches_lie_in_white_matter_and_some_cases_have_none():
-    """Option hyperintensities: a third of the cases without; patches 0..1, only where there is
+def test_wmh_patches_lie_in_white_matter_and_some_cases_have_none():
+    """Option wmh (white-matter hyperintensities): a third of the cases without; patches 0..1, only where there is
     white matter, brighter on FLAIR and T2 and darker on T1 / T1ce."""
-    from bratslib.data.synth import _draw_hyperintensities, _hyperintensity_map
+    from bratslib.data.synth import _draw_wmh, _wmh_map
 
-    draws = [_draw_hyperintensities(np.random.default_rng(k)) for k in range(300)]
+    draws = [_draw_wmh(np.random.default_rng(k)) for k in range(300)]
     assert 0.25 < np.mean([d["count"] == 0 for d in draws]) < 0.42
     assert max(d["count"] for d in draws) == 40
     assert all(d["gain"]["flair"] > 0.25 and d["gain"]["t2"] > 0.25 and d["gain"]["t1ce"] < 0 for d in draws)
@@ -495,31 +495,31 @@ def test_hyperintensity_patches_lie_in_white_matter_and_some_cases_have_none():
     radius = np.sqrt((grid**2).sum(0))
     wm = np.clip(20 - radius, 0, 1).astype(np.float32)  # a ball of white matter in a larger box
     rng = np.random.default_rng(3)
-    strength = _hyperintensity_map(rng, {"wm": wm}, {"count": 12, "gain": draws[0]["gain"]})
+    strength = _wmh_map(rng, {"wm": wm}, {"count": 12, "gain": draws[0]["gain"]})
     assert strength.dtype == np.float32 and strength.min() >= 0 and strength.max() == pytest.approx(1.0)
     assert not strength[wm == 0].any()
     assert 200 < (strength > 0.5).sum() < 0.5 * (wm > 0.9).sum()
-    assert not _hyperintensity_map(rng, {"wm": wm}, {"count": 0, "gain": {}}).any()
+    assert not _wmh_map(rng, {"wm": wm}, {"count": 0, "gain": {}}).any()
 
 
 @pytest.mark.slow
-def test_hyperintensities_brighten_flair_outside_the_labels_and_leave_the_labels_alone(monkeypatch):
+def test_wmh_brighten_flair_outside_the_labels_and_leave_the_labels_alone(monkeypatch):
     """One seed, the option's draws kept and its gains pinned at 0 or left as drawn (the same
     random numbers, so the same noise and bias): the same label map; the patches brighten FLAIR
     in unlabelled white matter by about the drawn gain and darken T1ce there."""
     import bratslib.data.synth as synth
 
-    drawn = synth._draw_hyperintensities
+    drawn = synth._draw_wmh
 
     def case_with(scale):
         def draw(rng):
             out = drawn(rng)
             return {"count": max(out["count"], 20), "gain": {m: g * scale for m, g in out["gain"].items()}}
-        monkeypatch.setattr(synth, "_draw_hyperintensities", draw)
-        return synthesize_case(np.random.SeedSequence(SEED + 3).spawn(1)[0], options=("glioma", "hyperintensities"))
+        monkeypatch.setattr(synth, "_draw_wmh", draw)
+        return synthesize_case(np.random.SeedSequence(SEED + 3).spawn(1)[0], options=("glioma", "wmh"))
 
     none, some = case_with(0.0), case_with(1.0)
-    gains = some.params["hyperintensities"]["gain"]
+    gains = some.params["wmh"]["gain"]
     np.testing.assert_array_equal(none.seg, some.seg)
     unlabelled = (none.images["flair"] > 0) & (none.seg == 0)
     ratio = some.images["flair"][unlabelled].astype(float) / none.images["flair"][unlabelled]

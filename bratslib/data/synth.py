@@ -76,7 +76,7 @@ Method, per case (:func:`synthesize_case`):
      the bright end of real gliomas;
    * ``faint_oedema``: the same for the oedema alone (necrosis, non-enhancing core and
      enhancement keep their values);
-   * ``hyperintensities``: unlabelled white-matter hyperintensities, as small-vessel disease
+   * ``wmh``: unlabelled white-matter hyperintensities (WMH), as small-vessel disease
      leaves them in most patients of glioma age: up to 40 patches 2-10 mm across (a third of
      the cases none), as bright on FLAIR and T2 as oedema, a little dark on T1 and T1ce, with
      neither mass effect nor enhancement, so that the tumour is not the only bright thing on
@@ -161,8 +161,8 @@ SYNTH_OPTIONS: dict[str, str] = {
               "generator's (FLAIR oedema 1.3 to 1.85 x white matter, T1ce enhancement 1.3 to 1.9)",
     "faint_oedema": "the oedema's contrast alone drawn per case and modality, from 35 % to all of the first "
                     "generator's (FLAIR 1.3 to 1.85 x white matter); the core and enhancement as they were",
-    "hyperintensities": "unlabelled white-matter hyperintensities (small-vessel disease, common at glioma age): up to "
-                        "40 patches 2-10 mm across, bright on FLAIR and T2, a little dark on T1, not enhancing",
+    "wmh": "unlabelled white-matter hyperintensities (small-vessel disease, common at glioma age): up to 40 patches "
+           "2-10 mm across, bright on FLAIR and T2, a little dark on T1, not enhancing",
 }
 #: What the synthetic default uses: ``artefacts`` + ``glioma``, the one variant of
 #: ``benchmarks/bench_sim2real.py`` (its report in ``benchmarks/results/bench_sim2real.md``: three
@@ -177,7 +177,7 @@ SYNTH_OPTIONS: dict[str, str] = {
 #: found more of scan 901's whole tumour and lost the tumour core (0.54 / 0.03 / 0.33), as
 #: ``faint_oedema`` did (0.49 / 0.16 / 0.17): measured, not on by default.  The default's
 #: U-Net finds scan 901's tumour once it is made 1.3 (FLAIR) and 1.5 (T1ce) times brighter
-#: (the report's probe column): its fixed tumour contrasts are above 901's.  ``hyperintensities``
+#: (the report's probe column): its fixed tumour contrasts are above 901's.  ``wmh``
 #: changed nothing alone (0.54 / 0.33 / 0.00); with intensities normalised by rank, four inputs
 #: and three times the training it raised the real whole tumour with four seeds of five (over
 #: five, 0.66 / 0.48 / 0.45 against 0.59 / 0.43 / 0.31), not at the book's budget and
@@ -576,8 +576,8 @@ def _draw_faint_oedema(rng: np.random.Generator, look: dict) -> dict:
     return {m: {**look[m], "oedema_contrast": float(rng.uniform(0.35, 1.0))} for m in MODALITIES}
 
 
-def _draw_hyperintensities(rng: np.random.Generator) -> dict:
-    """Option ``hyperintensities``: how many white-matter hyperintensities (0-40, a third of
+def _draw_wmh(rng: np.random.Generator) -> dict:
+    """Option ``wmh``: how many white-matter hyperintensities (0-40, a third of
     the cases none) and how bright, per modality, at full strength (a relative change of
     intensity: FLAIR and T2 +30 % to +90 %, T1 and T1ce -5 % to -25 %).  Most patients of
     glioma age have some (small-vessel disease): patches as bright on FLAIR as oedema, without
@@ -589,8 +589,8 @@ def _draw_hyperintensities(rng: np.random.Generator) -> dict:
     return {"count": count, "gain": {"flair": flair, "t2": t2, "t1": dark, "t1ce": dark}}
 
 
-def _hyperintensity_map(rng: np.random.Generator, anatomy: dict[str, np.ndarray], draw: dict) -> np.ndarray:
-    """Strength 0..1 of the white-matter hyperintensities (option ``hyperintensities``) in the
+def _wmh_map(rng: np.random.Generator, anatomy: dict[str, np.ndarray], draw: dict) -> np.ndarray:
+    """Strength 0..1 of the white-matter hyperintensities (option ``wmh``) in the
     work box, float32: ``draw["count"]`` patches centred in white matter (probability > 0.9),
     each an elongated Gaussian (sigma 1-4 mm per axis, 1 mm voxels) cut off flat at its top,
     kept to white matter."""
@@ -846,8 +846,8 @@ def _render(rng: np.random.Generator, modality: str, anatomy: dict[str, np.ndarr
         img *= 1 + np.float32(strength) * anatomy["vessels"]
     if "surface" in anatomy:  # option surface: dura, sinuses and vessels under the brain's edge
         img *= 1 + np.float32(look["surface_gain"]) * anatomy["surface"]
-    if "hyperintensities" in anatomy:  # option hyperintensities: unlabelled white-matter lesions
-        img *= 1 + np.float32(look["hyperintensity_gain"]) * anatomy["hyperintensities"]
+    if "wmh" in anatomy:  # option wmh: unlabelled white-matter hyperintensities
+        img *= 1 + np.float32(look["wmh_gain"]) * anatomy["wmh"]
     if "tumour" in look:  # option contrast: this case's values
         oedema, ncr, net, et = look["tumour"]
         core_value = ncr if tumour["has_enhancing"] else net
@@ -936,10 +936,10 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
     if surface is not None:
         anatomy["surface"] = _surface_map(rng, anatomy["brain"], surface)
         look = {m: {**look[m], "surface_gain": surface["gain"][m]} for m in MODALITIES}
-    hyper = _draw_hyperintensities(rng) if opts["hyperintensities"] else None
-    if hyper is not None:  # drawn last of all options: with it off, every other option's bytes stay
-        anatomy["hyperintensities"] = _hyperintensity_map(rng, anatomy, hyper)
-        look = {m: {**look[m], "hyperintensity_gain": hyper["gain"][m]} for m in MODALITIES}
+    wmh = _draw_wmh(rng) if opts["wmh"] else None
+    if wmh is not None:  # drawn last of all options: with it off, every other option's bytes stay
+        anatomy["wmh"] = _wmh_map(rng, anatomy, wmh)
+        look = {m: {**look[m], "wmh_gain": wmh["gain"][m]} for m in MODALITIES}
     brain = anatomy["brain"] > 0.5
     seg = np.zeros(BRATS_SHAPE, np.uint8)
     seg[box][tbox] = maps["seg"]
@@ -958,7 +958,7 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
         "appearance": look,
         **({"anatomy": extra} if extra is not None else {}),
         **({"surface": surface} if surface is not None else {}),
-        **({"hyperintensities": hyper} if hyper is not None else {}),
+        **({"wmh": wmh} if wmh is not None else {}),
         "voxels": {"brain": int(brain.sum()), "ncr": int(counts[1]), "oedema": int(counts[2]), "et": int(counts[4])},
     }
     return SyntheticCase(images=full, seg=seg, params=params)
