@@ -592,7 +592,8 @@ def _draw_wmh(rng: np.random.Generator) -> dict:
 def _wmh_map(rng: np.random.Generator, anatomy: dict[str, np.ndarray], draw: dict) -> np.ndarray:
     """Strength 0..1 of the white-matter hyperintensities (option ``wmh``) in the
     work box, float32: ``draw["count"]`` patches centred in white matter (probability > 0.9),
-    each an elongated Gaussian (sigma 1-4 mm per axis, 1 mm voxels) cut off flat at its top,
+    each a Gaussian (sigma 1-4 mm, each axis stretched or squeezed up to 1.35 times; 1 mm
+    voxels) cut off flat at its top,
     kept to white matter."""
     wm = anatomy["wm"]
     out = np.zeros(wm.shape, np.float32)
