@@ -99,7 +99,7 @@ def test_rank_normalisation_is_the_share_of_brain_below_and_ignores_any_monotone
     whole = np.rint(faint)  # 40-130: many ties; their squares are exact in float32
     np.testing.assert_array_equal(normalize_intensity(3 * whole**2 + 7 * (whole > 0), "rank"),
                                   normalize_intensity(whole, "rank"))
-    # whole numbers are counted, others sorted: the same ranks
+    # whole and fractional values: the same ranks
     np.testing.assert_array_equal(normalize_intensity(whole + 0.5 * (whole > 0), "rank"),
                                   normalize_intensity(whole, "rank"))
     # the brain's values are flat: its median voxel sits at 0.5

@@ -593,8 +593,7 @@ def _wmh_map(rng: np.random.Generator, anatomy: dict[str, np.ndarray], draw: dic
     """Strength 0..1 of the white-matter hyperintensities (option ``wmh``) in the
     work box, float32: ``draw["count"]`` patches centred in white matter (probability > 0.9),
     each a Gaussian (sigma 1-4 mm, each axis stretched or squeezed up to 1.35 times; 1 mm
-    voxels) cut off flat at its top,
-    kept to white matter."""
+    voxels) cut off flat at its top, kept to white matter."""
     wm = anatomy["wm"]
     out = np.zeros(wm.shape, np.float32)
     candidates = np.flatnonzero(wm.ravel() > 0.9)
@@ -603,12 +602,10 @@ def _wmh_map(rng: np.random.Generator, anatomy: dict[str, np.ndarray], draw: dic
     centres = np.stack(np.unravel_index(rng.choice(candidates, draw["count"]), wm.shape), axis=1)
     for centre in centres:
         sigma = np.exp(rng.uniform(np.log(1.0), np.log(4.0))) * np.exp(rng.uniform(-0.3, 0.3, 3))
-        lo = np.maximum(centre - np.ceil(3 * sigma).astype(int), 0)
-        hi = np.minimum(centre + np.ceil(3 * sigma).astype(int) + 1, wm.shape)
-        grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
-        r2 = sum(((g - c) / s) ** 2 for g, c, s in zip(grid, centre, sigma))
+        reach = np.ceil(3 * sigma).astype(int)
+        box = tuple(slice(max(c - r, 0), min(c + r + 1, n)) for c, r, n in zip(centre, reach, wm.shape))
+        r2 = sum(((g - c) / s) ** 2 for g, c, s in zip(np.ogrid[box], centre, sigma))
         patch = np.clip(np.float32(rng.uniform(1.2, 2.0)) * np.exp(-0.5 * r2), 0, 1).astype(np.float32)
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
         out[box] = np.maximum(out[box], patch)
     return out * np.clip(wm * np.float32(1.25), 0, 1)
 
