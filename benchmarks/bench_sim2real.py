@@ -37,8 +37,10 @@ training time (the profile's ``augment`` setting, :data:`bratslib.data.augment.A
 profile's ``normalize``, :func:`bratslib.data.preprocess.normalize_intensity`; ``+norm=rank``: each
 voxel's rank in its brain, which no change of contrast moves); ``+epochs=48``
 trains three times the book's 16 epochs (is the budget what limits a row?); ``+lr=0.005`` trains at
-another learning rate than the profile's 2e-3 (the same steps, larger ones); ``+cases=80`` writes
-80 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
+another learning rate than the profile's 2e-3 (the same steps, larger ones); ``+schedule=cosine``
+spends the same steps under a warm-up and a cosine decay of the rate
+(:func:`bratslib.training.cosine_schedule`), not halving it on a plateau; ``+cases=80`` writes 80
+synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
 variety buy what steps do not?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
 smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
 ``+inputs=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.
@@ -86,12 +88,13 @@ def _positive_number(text: str) -> bool:
 
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, object]]:
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
-    overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``modalities`` (token ``inputs=``) and
-    ``learning_rate`` (token ``lr=``) where the variant sets them (else the profile's), and ``cases``
-    (the row's number of synthetic cases, else ``--cases``)."""
+    overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``modalities`` (token ``inputs=``),
+    ``learning_rate`` (token ``lr=``) and ``lr_schedule`` (token ``schedule=``) where the variant sets
+    them (else the profile's), and ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
+    from bratslib.training import LR_SCHEDULES
 
     options: dict[str, bool] | None = None
     overrides: dict[str, object] = {}
@@ -120,6 +123,8 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             overrides[key] = int(value)
         elif key == "lr" and _positive_number(value):
             overrides["learning_rate"] = float(value)
+        elif key == "schedule" and value in LR_SCHEDULES:
+            overrides["lr_schedule"] = value
         elif token.startswith("no") and token[2:] in SYNTH_OPTIONS:
             options = {**(options or {}), token[2:]: False}
         elif token in SYNTH_OPTIONS:
@@ -127,7 +132,8 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
         else:
             raise ValueError(f"unknown variant token {token!r} in {variant!r}: use v1, default, "
                              f"{', '.join(SYNTH_OPTIONS)}, no<option>, augment[=preset], noaugment, "
-                             f"norm=<{'|'.join(NORMALIZATIONS)}>, inputs=<modality,...>, lr=<rate> or "
+                             f"norm=<{'|'.join(NORMALIZATIONS)}>, inputs=<modality,...>, lr=<rate>, "
+                             f"schedule=<{'|'.join(LR_SCHEDULES)}> or "
                              f"{', '.join(f'{k}=<N>' for k in COUNT_TOKENS)}")
     return options, overrides
 
@@ -291,10 +297,11 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
 
 def describe(options: list[str], augment, normalize: str = "volume", cases: int | None = None,
              size: int | None = None, modalities: tuple[str, ...] | None = None,
-             learning_rate: float | None = None) -> str:
+             learning_rate: float | None = None, lr_schedule: str | None = None) -> str:
     """What a row changes, in words: the first generator, every option, every option but one, or the
     options; and ``cases`` where the row has its own number of synthetic cases, ``size`` its own
-    slice size, ``modalities`` its own inputs, ``learning_rate`` its own learning rate."""
+    slice size, ``modalities`` its own inputs, ``learning_rate`` its own learning rate and
+    ``lr_schedule`` its own learning-rate schedule."""
     from bratslib.data.synth import SYNTH_OPTIONS
 
     missing = [k for k in SYNTH_OPTIONS if k not in options]
@@ -305,7 +312,8 @@ def describe(options: list[str], augment, normalize: str = "volume", cases: int 
             + (f"; intensities normalised by {normalize}" if normalize != "volume" else "")
             + (f"; {cases} cases" if cases else "") + (f"; {size} x {size} slices" if size else "")
             + (f"; inputs {', '.join(modalities)}" if modalities else "")
-            + (f"; learning rate {learning_rate:g}" if learning_rate else ""))
+            + (f"; learning rate {learning_rate:g}" if learning_rate else "")
+            + (f"; {lr_schedule} schedule" if lr_schedule else ""))
 
 
 #: The dtype policies as the table names them.
@@ -333,8 +341,8 @@ def _per_seed(r: dict) -> str:
 
 def own_settings(row: dict) -> dict:
     """What the row's tokens set that :func:`describe` words: ``cases``, ``size``, ``modalities``,
-    ``learning_rate``."""
-    worded = ("cases", "size", "modalities", "learning_rate")
+    ``learning_rate``, ``lr_schedule``."""
+    worded = ("cases", "size", "modalities", "learning_rate", "lr_schedule")
     return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in worded}
 
 

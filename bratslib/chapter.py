@@ -199,7 +199,8 @@ class ChapterSetup:
         datasets.train.seed = seed  # the training slices' order (the split is fixed already)
         try:
             return train(lambda: builder(**kwargs), datasets, name=name, config=config, data=self.provenance,
-                         epochs=s["epochs"], learning_rate=s["learning_rate"], lr_patience=s["lr_patience"],
+                         epochs=s["epochs"], learning_rate=s["learning_rate"],
+                         lr_schedule=s.get("lr_schedule", "plateau"), lr_patience=s["lr_patience"],
                          stop_patience=s["stop_patience"], seed=seed, results_dir=results_dir,
                          **{"strategy": self.strategy, "time_limit": self.time_limit_seconds, **train_kwargs})
         finally:

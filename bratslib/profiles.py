@@ -44,15 +44,18 @@ _SEG2D: dict[str, dict[str, Any]] = {
     "tiny": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                  size=128, crop=True, epochs=2, batch_size=8,
                  samples_per_epoch=32, val_samples=16, foreground_fraction=0.5, learning_rate=1e-3,
-                 augment=False, lr_patience=3, stop_patience=8, baseline_cases=2, split=(0.7, 0.15, 0.15)),
+                 lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=2,
+                 split=(0.7, 0.15, 0.15)),
     "smoke": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                   size=64, crop=True, epochs=16, batch_size=16,
                   samples_per_epoch=256, val_samples=128, foreground_fraction=0.6, learning_rate=2e-3,
-                  augment=False, lr_patience=3, stop_patience=8, baseline_cases=6, split=(0.5, 0.2, 0.3)),
+                  lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=6,
+                  split=(0.5, 0.2, 0.3)),
     "full": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                  size=128, crop=False, epochs=50, batch_size=16,
                  samples_per_epoch=None, val_samples=None, foreground_fraction=None, learning_rate=1e-3,
-                 augment=True, lr_patience=4, stop_patience=10, baseline_cases=40, split=(0.7, 0.15, 0.15)),
+                 lr_schedule="plateau", augment=True, lr_patience=4, stop_patience=10, baseline_cases=40,
+                 split=(0.7, 0.15, 0.15)),
 }
 #: The report feeds ResNet50 three channels: FLAIR, T1ce and a placeholder; the book uses T2.
 _THREE_CHANNELS = {"modalities": ("flair", "t1ce", "t2")}

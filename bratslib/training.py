@@ -5,9 +5,13 @@ checkpoint, history, and resuming a run that was interrupted.
 model, and fits it with
 
 * ``keras.optimizers.Adam`` at ``learning_rate``;
-* ``keras.callbacks.ReduceLROnPlateau`` (halve the rate after ``lr_patience`` epochs without
-  progress on ``monitor``) and ``keras.callbacks.EarlyStopping`` (stop after
-  ``stop_patience``);
+* a learning-rate schedule, ``lr_schedule``: ``"plateau"`` (the default),
+  ``keras.callbacks.ReduceLROnPlateau``: halve the rate after ``lr_patience`` epochs without
+  progress on ``monitor``; or ``"cosine"``, ``keras.optimizers.schedules.CosineDecay``: the rate
+  climbs linearly from a tenth of ``learning_rate`` to ``learning_rate`` over the first epoch,
+  then falls along a half cosine to ``min_lr`` at the last step of ``epochs``, whatever the
+  validation does (a fixed budget of steps spent with large steps first and small ones last);
+* ``keras.callbacks.EarlyStopping`` (stop after ``stop_patience`` epochs without progress);
 * a checkpoint after every epoch (:meth:`bratslib.results.Run.save_checkpoint`): the model
   with its optimizer state, the best model so far by ``monitor`` (the job of Keras'
   ``ModelCheckpoint(save_best_only=True)``, but written atomically), ``history.csv`` and the
@@ -251,7 +255,8 @@ class _RunRecorder(keras.callbacks.Callback):
                                  best_epoch=self.best_epoch, callbacks=callbacks)
         if self.epoch_lines:
             losses = ", ".join(f"{k.replace('_', ' ')} {row[k]:.3f}" for k in ("loss", "val_loss") if k in row)
-            lowered = len(self.history) > 1 and row["learning_rate"] < self.history[-2]["learning_rate"]
+            lowered = ("reduce_lr" in self.others and len(self.history) > 1
+                       and row["learning_rate"] < self.history[-2]["learning_rate"])
             print(f"epoch {epoch + 1} of {self.epoch_lines}: {losses}, {self.monitor.replace('_', ' ')} {value:.3f}"
                   f"{' (best so far)' if improved else ''}, {row['seconds']:.0f} s"
                   + (f"; learning rate lowered to {row['learning_rate']:.2g}" if lowered else ""))
@@ -308,6 +313,7 @@ def train(
     metrics: Sequence[keras.metrics.Metric] | None = None,
     monitor: str = "val_dice_tumour",
     mode: str = "max",
+    lr_schedule: str = "plateau",
     lr_patience: int = 3,
     lr_factor: float = 0.5,
     min_lr: float = 1e-6,
@@ -338,7 +344,9 @@ def train(
         metrics: default :func:`~bratslib.metrics.training_metrics` () (segmentation).
         monitor, mode: the validation value that picks the best epoch and drives the
             schedule and early stopping (default the mean Dice of the three tumour classes).
-        lr_patience, lr_factor, min_lr: ``ReduceLROnPlateau``.
+        lr_schedule: ``"plateau"`` or ``"cosine"`` (:data:`LR_SCHEDULES`, module docstring).
+        lr_patience, lr_factor, min_lr: ``ReduceLROnPlateau`` (``"plateau"``); ``min_lr`` is also
+            where ``"cosine"`` ends.
         stop_patience: ``EarlyStopping`` patience.
         seed: ``keras.utils.set_random_seed`` (weights, dropout); the data order is seeded
             by the datasets.
@@ -355,6 +363,8 @@ def train(
         time_limit: seconds this call may train (None: no limit); see the module docstring.
             A run stopped by it is left unfinished and continues on the next call.
     """
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule={lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
     started = time.monotonic()
     loss = loss if loss is not None else DiceFocalLoss()
     batch_size = getattr(datasets.train, "batch_size", None)
@@ -366,6 +376,7 @@ def train(
         "preprocessing": dict(datasets.cache.settings) if getattr(datasets, "cache", None) else None,
         "training": {
             "epochs": epochs, "batch_size": batch_size, "optimizer": "adam", "learning_rate": learning_rate,
+            "lr_schedule": lr_schedule,
             "loss": keras.saving.serialize_keras_object(loss), "monitor": monitor, "mode": mode,
             "lr_patience": lr_patience, "lr_factor": lr_factor, "min_lr": min_lr, "stop_patience": stop_patience,
             "seed": seed, "samples_per_epoch": getattr(datasets.train, "samples_per_epoch", None),
@@ -406,7 +417,9 @@ def train(
             run.write_model_info(info)
             if str(info["encoder_weights"] or "").startswith("random"):
                 print(f"note: {run.name}: the encoder is NOT pre-trained ({info['encoder_weights']}); recorded in model.json")
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+            rate = (learning_rate if lr_schedule == "plateau"
+                    else cosine_schedule(learning_rate, epochs, len(datasets.train), min_lr))
+            model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss,
                           metrics=list(metrics) if metrics is not None else training_metrics())
             start, history, best, best_epoch, saved = 0, [], None, None, None
 
@@ -419,6 +432,8 @@ def train(
         "early_stopping": keras.callbacks.EarlyStopping(monitor, patience=stop_patience, mode=mode,
                                                         verbose=int(verbose > 0)),
     }
+    if lr_schedule != "plateau":  # the optimizer's schedule sets the rate; ReduceLROnPlateau cannot
+        del others["reduce_lr"]
     recorder = _RunRecorder(run, monitor, mode, history, best, best_epoch, others, saved,
                             epoch_lines=epochs if lines else None)
     limit = _TimeLimit(None if time_limit is None else started + time_limit, epochs)
@@ -441,6 +456,23 @@ def train(
         return TrainedRun(run, best_model, run.history(), trained, start, complete=False)
     model_path = run.finish()
     return TrainedRun(run, load(model_path), run.history(), trained, start)
+
+
+#: :func:`train`'s learning-rate schedules (module docstring).
+LR_SCHEDULES = ("plateau", "cosine")
+
+
+def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int,
+                    min_lr: float = 1e-6) -> keras.optimizers.schedules.CosineDecay:
+    """The ``"cosine"`` schedule of :func:`train`: over the first epoch's ``steps_per_epoch``
+    optimizer steps the rate climbs linearly from ``learning_rate / 10`` to ``learning_rate``, then
+    falls along a half cosine to ``min_lr`` at step ``epochs * steps_per_epoch`` (and stays there).
+    A function of the optimizer's step count, which a checkpoint keeps: a resumed run goes on
+    where it stopped."""
+    warmup = max(int(steps_per_epoch), 1)
+    decay = max(int(epochs) * warmup - warmup, 1)
+    return keras.optimizers.schedules.CosineDecay(learning_rate / 10, decay, alpha=min(min_lr / learning_rate, 1.0),
+                                                  warmup_target=learning_rate, warmup_steps=warmup)
 
 
 @contextlib.contextmanager

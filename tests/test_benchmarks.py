@@ -165,6 +165,9 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
     for bad in ("lr=0", "lr=fast", "lr=inf", "lr=-1"):
         with pytest.raises(ValueError, match="lr=<rate>"):
             parse_variant(f"default+{bad}")
+    assert parse_variant("default+schedule=cosine") == (None, {"lr_schedule": "cosine"})
+    with pytest.raises(ValueError, match=r"schedule=<plateau\|cosine>"):
+        parse_variant("default+schedule=linear")
     with pytest.raises(ValueError, match="at most once"):
         parse_variant("default+inputs=flair,dwi")
 
@@ -172,10 +175,10 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
 def test_bench_sim2real_words_what_a_row_sets():
     from benchmarks.bench_sim2real import describe, own_settings
 
-    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48"}
-    assert own_settings(row) == {"learning_rate": 0.005, "cases": 80}  # epochs: the training column's
+    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+schedule=cosine"}
+    assert own_settings(row) == {"learning_rate": 0.005, "cases": 80, "lr_schedule": "cosine"}  # epochs: the training column's
     assert (describe(["artefacts", "glioma", "wmh"], False, "rank", **own_settings(row))
-            == "artefacts, glioma, wmh; intensities normalised by rank; 80 cases; learning rate 0.005")
+            == "artefacts, glioma, wmh; intensities normalised by rank; 80 cases; learning rate 0.005; cosine schedule")
 
 
 def _real_dir():

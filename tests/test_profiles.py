@@ -22,7 +22,7 @@ def test_every_segmentation_chapter_trains_with_one_budget(profile):
     profile; the 3-D model takes about as many steps (one volume each) on the same split."""
     chapters = {spec.profile for spec in MODELS.values() if spec.task == "segmentation"}
     shared = ("split", "crop", "normalize", "size", "batch_size", "epochs", "samples_per_epoch", "foreground_fraction",
-              "learning_rate", "lr_patience", "stop_patience", "augment")
+              "learning_rate", "lr_schedule", "lr_patience", "stop_patience", "augment")
     two_d = [profile_settings(c, profile) for c in sorted(chapters) if profile_settings(c, profile)["mode"] == "2d"]
     assert len(two_d) == 5
     for key in shared:

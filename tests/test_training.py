@@ -206,3 +206,44 @@ def test_a_time_limit_leaves_the_run_unfinished_and_a_later_session_continues_it
     assert restore_runs(tmp_path / "session2", tmp_path / "session1-copy") == ["unet2d-limit"]
     with pytest.raises(FileNotFoundError, match="resume_from"):
         restore_runs(tmp_path / "nowhere", tmp_path / "session3")
+
+
+def test_the_cosine_schedule_warms_up_over_one_epoch_then_falls_to_min_lr():
+    from bratslib.training import cosine_schedule
+
+    schedule = cosine_schedule(2e-3, epochs=4, steps_per_epoch=10, min_lr=1e-5)
+    rates = [float(schedule(step)) for step in range(45)]
+    assert rates[0] == pytest.approx(2e-4) and rates[10] == pytest.approx(2e-3)
+    assert all(a < b for a, b in zip(rates[:10], rates[1:11]))  # the warm-up climbs
+    assert all(a > b for a, b in zip(rates[10:40], rates[11:41]))  # then the rate only falls
+    assert rates[25] == pytest.approx((2e-3 + 1e-5) / 2, rel=1e-3)  # half-way through the decay
+    assert rates[40] == pytest.approx(1e-5) and rates[44] == pytest.approx(1e-5)  # and stays at min_lr
+
+
+def test_a_cosine_run_records_its_schedule_and_resumes_on_it(tiny_dataset, tmp_path):
+    """Under ``lr_schedule="cosine"`` the rate falls every epoch without a plateau callback, the
+    run says so in config.json, and a run stopped by its time limit continues on the schedule
+    where it was (the optimizer's step count travels in the checkpoint)."""
+    data = tiny_datasets(tiny_dataset, tmp_path / "cache")
+    kwargs = dict(name="unet2d-cosine", config={"model": "unet2d", "model_kwargs": MODEL}, data=DATA, epochs=3,
+                  learning_rate=2e-3, lr_schedule="cosine", min_lr=1e-5, verbose=0)
+    first = train(lambda: build_unet2d(**MODEL), data, results_dir=tmp_path / "r", time_limit=1e-3, **kwargs)
+    assert not first.complete and "reduce_lr" not in first.run.state["callbacks"]
+    second = train(lambda: pytest.fail("a resumed run must not build a new model"), data, results_dir=tmp_path / "r",
+                   **kwargs)
+    assert second.complete and second.resumed_at == 1
+    whole = train(lambda: build_unet2d(**MODEL), data, results_dir=tmp_path / "whole", **kwargs)
+    assert whole.run.config["training"]["lr_schedule"] == "cosine"
+    rates = [row["learning_rate"] for row in whole.history]
+    steps = len(data.train)
+    expected = [float(cosine_schedule_at(2e-3, 3, steps, 1e-5, (epoch + 1) * steps)) for epoch in range(3)]
+    assert rates == pytest.approx(expected, rel=1e-4) and rates[0] > rates[1] > rates[2] == pytest.approx(1e-5)
+    assert [row["learning_rate"] for row in second.history] == pytest.approx(rates, rel=1e-4)
+    with pytest.raises(ValueError, match="lr_schedule='step'.*plateau, cosine"):
+        train(lambda: build_unet2d(**MODEL), data, results_dir=tmp_path / "bad", **{**kwargs, "lr_schedule": "step"})
+
+
+def cosine_schedule_at(learning_rate, epochs, steps_per_epoch, min_lr, step):
+    from bratslib.training import cosine_schedule
+
+    return cosine_schedule(learning_rate, epochs, steps_per_epoch, min_lr)(step)
