@@ -41,7 +41,9 @@ another learning rate than the profile's 2e-3 (the same steps, larger ones); ``+
 spends the same steps under a warm-up and a cosine decay of the rate
 (:func:`bratslib.training.cosine_schedule`), not halving it on a plateau; ``+cases=80`` writes 80
 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
-variety buy what steps do not?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
+variety buy what steps do not?); ``+batch=8`` trains on batches of 8 slices,
+not 16: the same slices per epoch in twice the steps, at about the same cost (is it updates that
+a row lacks, or slices?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
 smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
 ``+inputs=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.
 ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
@@ -73,9 +75,10 @@ def default_real_dir() -> Path | None:
     return real_data_dir()
 
 
-#: Variant tokens ``name=N`` (a positive whole number): the profile's ``epochs`` and ``size`` (the
-#: slices' side in pixels), and ``cases``, the row's number of synthetic cases.
-COUNT_TOKENS = ("epochs", "size", "cases")
+#: Variant tokens ``name=N`` (a positive whole number) and the setting each sets: the profile's
+#: ``epochs``, ``size`` (the slices' side in pixels) and ``batch_size`` (token ``batch``), and
+#: ``cases``, the row's number of synthetic cases.
+COUNT_TOKENS = {"epochs": "epochs", "size": "size", "batch": "batch_size", "cases": "cases"}
 
 
 def _positive_number(text: str) -> bool:
@@ -88,7 +91,8 @@ def _positive_number(text: str) -> bool:
 
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, object]]:
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
-    overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``modalities`` (token ``inputs=``),
+    overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``batch_size`` (token ``batch=``),
+    ``modalities`` (token ``inputs=``),
     ``learning_rate`` (token ``lr=``) and ``lr_schedule`` (token ``schedule=``) where the variant sets
     them (else the profile's), and ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
@@ -120,7 +124,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
                                  "joined by commas")
             overrides["modalities"] = chosen
         elif key in COUNT_TOKENS and value.isdigit() and int(value) > 0:
-            overrides[key] = int(value)
+            overrides[COUNT_TOKENS[key]] = int(value)
         elif key == "lr" and _positive_number(value):
             overrides["learning_rate"] = float(value)
         elif key == "schedule" and value in LR_SCHEDULES:
@@ -297,11 +301,12 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
 
 def describe(options: list[str], augment, normalize: str = "volume", cases: int | None = None,
              size: int | None = None, modalities: tuple[str, ...] | None = None,
-             learning_rate: float | None = None, lr_schedule: str | None = None) -> str:
+             learning_rate: float | None = None, lr_schedule: str | None = None,
+             batch_size: int | None = None) -> str:
     """What a row changes, in words: the first generator, every option, every option but one, or the
     options; and ``cases`` where the row has its own number of synthetic cases, ``size`` its own
-    slice size, ``modalities`` its own inputs, ``learning_rate`` its own learning rate and
-    ``lr_schedule`` its own learning-rate schedule."""
+    slice size, ``modalities`` its own inputs, ``learning_rate`` its own learning rate,
+    ``lr_schedule`` its own learning-rate schedule and ``batch_size`` its own batch."""
     from bratslib.data.synth import SYNTH_OPTIONS
 
     missing = [k for k in SYNTH_OPTIONS if k not in options]
@@ -313,7 +318,8 @@ def describe(options: list[str], augment, normalize: str = "volume", cases: int 
             + (f"; {cases} cases" if cases else "") + (f"; {size} x {size} slices" if size else "")
             + (f"; inputs {', '.join(modalities)}" if modalities else "")
             + (f"; learning rate {learning_rate:g}" if learning_rate else "")
-            + (f"; {lr_schedule} schedule" if lr_schedule else ""))
+            + (f"; {lr_schedule} schedule" if lr_schedule else "")
+            + (f"; batches of {batch_size}" if batch_size else ""))
 
 
 #: The dtype policies as the table names them.
@@ -341,8 +347,8 @@ def _per_seed(r: dict) -> str:
 
 def own_settings(row: dict) -> dict:
     """What the row's tokens set that :func:`describe` words: ``cases``, ``size``, ``modalities``,
-    ``learning_rate``, ``lr_schedule``."""
-    worded = ("cases", "size", "modalities", "learning_rate", "lr_schedule")
+    ``learning_rate``, ``lr_schedule``, ``batch_size``."""
+    worded = ("cases", "size", "modalities", "learning_rate", "lr_schedule", "batch_size")
     return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in worded}
 
 

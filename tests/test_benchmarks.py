@@ -166,6 +166,9 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
         with pytest.raises(ValueError, match="lr=<rate>"):
             parse_variant(f"default+{bad}")
     assert parse_variant("default+schedule=cosine") == (None, {"lr_schedule": "cosine"})
+    assert parse_variant("default+batch=8") == (None, {"batch_size": 8})
+    with pytest.raises(ValueError, match="batch=<N>"):
+        parse_variant("default+batch=0")
     with pytest.raises(ValueError, match=r"schedule=<plateau\|cosine>"):
         parse_variant("default+schedule=linear")
     with pytest.raises(ValueError, match="at most once"):
@@ -175,10 +178,12 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
 def test_bench_sim2real_words_what_a_row_sets():
     from benchmarks.bench_sim2real import describe, own_settings
 
-    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+schedule=cosine"}
-    assert own_settings(row) == {"learning_rate": 0.005, "cases": 80, "lr_schedule": "cosine"}  # epochs: the training column's
+    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+schedule=cosine+batch=8"}
+    # epochs: the training column's
+    assert own_settings(row) == {"learning_rate": 0.005, "cases": 80, "lr_schedule": "cosine", "batch_size": 8}
     assert (describe(["artefacts", "glioma", "wmh"], False, "rank", **own_settings(row))
-            == "artefacts, glioma, wmh; intensities normalised by rank; 80 cases; learning rate 0.005; cosine schedule")
+            == "artefacts, glioma, wmh; intensities normalised by rank; 80 cases; learning rate 0.005; cosine schedule; "
+               "batches of 8")
 
 
 def _real_dir():
