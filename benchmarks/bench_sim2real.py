@@ -215,7 +215,8 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
     """One row: write the data (seed ``seed``), train the chapter-2 U-Net at ``smoke`` once per
     training seed (``train_seeds``, default ``[seed]``: the split, the initial weights and the
     order of the slices), score each; the row's scores are the mean over the training seeds and
-    ``runs`` keeps each one's."""
+    ``runs`` keeps each one's; ``real_ensemble`` scores the seeds' models together on the real
+    scans (their class probabilities averaged; None with one seed)."""
     from bratslib.chapter import ChapterSetup
     from bratslib.data.synth import GENERATOR_VERSION, options_name, synth_options, write_synthetic_dataset
     from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases
@@ -233,7 +234,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
         timing.write_text(json.dumps((time.perf_counter() - start) / cases))
     per_case_s = json.loads(timing.read_text())
 
-    runs = []
+    runs, models = [], []
     cache_dir = work / "cache"
     probe = conspicuous_copies(real_cases(real_dir), work / "conspicuous")
     for train_seed in train_seeds or [seed]:
@@ -253,6 +254,10 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
                      "best_epoch": result.best_epoch, "synthetic": _scores(synthetic),
                      "synthetic_threshold": tuned_threshold(run_cases(result.run, root, "test")), "real": _scores(real),
                      "real_conspicuous": _scores(conspicuous)})
+        models.append(result.model)
+    # the seeds' models as one: class probabilities averaged (bratslib.evaluate.evaluate_cases)
+    ensemble = (_scores(evaluate_cases(models, real_cases(real_dir), result.run.config["preprocessing"],
+                                       cache_dir=cache_dir, progress=False)) if len(models) > 1 else None)
     return {"variant": variant, "generator_version": GENERATOR_VERSION, "options": on, "augment": setup.settings["augment"],
             "normalize": setup.settings["normalize"], "cases": cases,
             "seconds_per_case": per_case_s, "train_seeds": [r["train_seed"] for r in runs],
@@ -260,7 +265,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
             "epochs": runs[0]["epochs"], "best_epoch": runs[0]["best_epoch"],  # the first seed's; each run has its own
             "precision": runs[0]["precision"],
             **{k: _pooled([r[k] for r in runs]) for k in ("synthetic", "synthetic_threshold", "real", "real_conspicuous")},
-            "runs": runs}
+            "real_ensemble": ensemble, "runs": runs}
 
 
 def _triple(scores: dict | None, metric: str = "dice", digits: int = 2) -> str:
@@ -340,9 +345,13 @@ def _training(r: dict) -> str:
 
 
 def _per_seed(r: dict) -> str:
-    """Each training seed's real Dice: how far one row moves with the seed."""
+    """Each training seed's real Dice (how far one row moves with the seed) and, where the row
+    has it, that of the seeds' ensemble (their class probabilities averaged)."""
     runs = r.get("runs") or []
-    return "; ".join(f"seed {run['train_seed']}: {_triple(run['real'])}" for run in runs) if len(runs) > 1 else ""
+    if len(runs) < 2:
+        return ""
+    ensemble = f"; ensemble of the {len(runs)}: {_triple(r['real_ensemble'])}" if r.get("real_ensemble") else ""
+    return "; ".join(f"seed {run['train_seed']}: {_triple(run['real'])}" for run in runs) + ensemble
 
 
 def own_settings(row: dict) -> dict:

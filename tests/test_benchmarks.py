@@ -256,6 +256,12 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert rows[0]["real"]["mean"]["dice_WT"] == pytest.approx(np.mean([run["real"]["mean"]["dice_WT"] for run in runs]),
                                                                abs=1e-4)
     assert "| seed 0: " in done.stdout and "; seed 1: " in done.stdout
+    # and the two seeds' models as one (class probabilities averaged), on the same real scans
+    ensemble = rows[0]["real_ensemble"]
+    assert [c["case_id"] for c in ensemble["per_case"]] == [c["case_id"] for c in rows[0]["real"]["per_case"]]
+    assert all(0 <= c[f"dice_{r}"] <= 1 for c in ensemble["per_case"] for r in ("WT", "TC", "ET"))
+    from benchmarks.bench_sim2real import _triple
+    assert f"; ensemble of the 2: {_triple(ensemble)} |" in done.stdout
     # ET split by whether the truth has it: scan 901 has enhancing tumour, 902 has none (pooled: once per seed)
     split = runs[0]["real"]["et_split"]
     assert (split["n_present"], split["n_absent"]) == (1, 1)
