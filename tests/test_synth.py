@@ -19,6 +19,7 @@ from bratslib.data.layout import BRATS_SHAPE, MODALITIES, find_cases
 from bratslib.data.synth import (
     BRATS_AFFINE,
     DEFAULT_OPTIONS,
+    FAINT_EDGE,
     GENERATOR_VERSION,
     SYNTH_OPTIONS,
     _draw_pose,
@@ -528,3 +529,33 @@ def test_wmh_brighten_flair_outside_the_labels_and_leave_the_labels_alone(monkey
     assert np.percentile(tops, 90) == pytest.approx(1 + gains["flair"], abs=0.1)
     core = unlabelled & (some.images["flair"] > (1 + gains["flair"] / 2) * none.images["flair"].astype(float))
     assert np.median(some.images["t1ce"][core] / none.images["t1ce"][core]) < 1 + gains["t1ce"] / 3
+
+
+@pytest.mark.slow
+def test_faint_edge_moves_the_oedemas_signal_inside_its_label_and_nothing_else():
+    """Option faint_edge draws nothing: the same labels and, away from the tumour, the same bytes (the
+    oedema's faint tail reaches some 40 mm along white matter); the oedema's signal fades inside its
+    label, so its outer band (2 mm) is fainter and the tissue just outside the label (3 mm) closer
+    to normal brain than without it."""
+    from scipy import ndimage as ndi
+
+    seed = np.random.SeedSequence(SEED + 5).spawn(1)[0]
+    without = synthesize_case(seed, enhancing=True, options=("glioma",))
+    with_edge = synthesize_case(seed, enhancing=True, options=("glioma", "faint_edge"))
+    np.testing.assert_array_equal(without.seg, with_edge.seg)
+    assert with_edge.params["tumour"]["oedema_edge"] == FAINT_EDGE and "oedema_edge" not in without.params["tumour"]
+    tumour = without.seg > 0
+    far = ndi.distance_transform_edt(~tumour) > 60
+    for m in ("flair", "t1", "t1ce", "t2"):
+        np.testing.assert_array_equal(without.images[m][far], with_edge.images[m][far])
+    band = (without.seg == 2) & ~ndi.binary_erosion(tumour, iterations=2)
+    outside = ndi.binary_dilation(tumour, iterations=3) & ~tumour & (without.images["flair"] > 0)
+    for region in (band, outside):
+        before, after = (_to_normal_brain_in(case, "flair", region) for case in (without, with_edge))
+        assert 1 < after < before - 0.05, (before, after)
+
+
+def _to_normal_brain_in(case, modality: str, region: np.ndarray) -> float:
+    """Median of ``modality`` in ``region`` over the median of the normal brain (unlabelled brain voxels)."""
+    normal = (case.images["flair"] > 0) & (case.seg == 0)
+    return float(np.median(case.images[modality][region]) / np.median(case.images[modality][normal]))

@@ -81,6 +81,12 @@ Method, per case (:func:`synthesize_case`):
      the cases none), as bright on FLAIR and T2 as oedema, a little dark on T1 and T1ce, with
      neither mass effect nor enhancement, so that the tumour is not the only bright thing on
      FLAIR.  Drawn last, after the tumour: a case's labels are those it has without it.
+   * ``faint_edge``: where the oedema's label ends, its signal has faded to about a fifth of its
+     strength, as BraTS annotators outline the whole FLAIR hyperintensity, faint edge
+     included; without it the label ends where the signal is at about half its strength
+     and a faint tail lies outside it (unlabelled), which teaches a network to leave faint
+     oedema out.  No draws: the same labels, only the oedema's intensity profile moves
+     inwards by a fifth of its radius (:data:`FAINT_EDGE`).
 
    With every option off (``options=()``) the generator writes the bytes of the first one
    (``bratslib-synth-1``); each option's draws come after those, so each can be switched
@@ -163,7 +169,13 @@ SYNTH_OPTIONS: dict[str, str] = {
                     "generator's (FLAIR 1.3 to 1.85 x white matter); the core and enhancement as they were",
     "wmh": "unlabelled white-matter hyperintensities (small-vessel disease, common at glioma age): up to 40 patches "
            "2-10 mm across, bright on FLAIR and T2, a little dark on T1, not enhancing",
+    "faint_edge": "the oedema's label reaches its faint edge (its signal faded to about a fifth where the label "
+                  "ends, as BraTS outlines the whole FLAIR hyperintensity; without it: to about a half)",
 }
+#: Option ``faint_edge``: the oedema's intensity profile is centred this far inside its label
+#: (in units of the oedema's radius, where the label ends at 1): its half strength at 0.85, not
+#: at 1.05.
+FAINT_EDGE = 0.8
 #: What the synthetic default uses: ``artefacts`` + ``glioma``, the one variant of
 #: ``benchmarks/bench_sim2real.py`` (its report in ``benchmarks/results/bench_sim2real.md``: three
 #: training seeds per variant at the book's smoke budget) above the first generator on the real
@@ -805,9 +817,11 @@ def _grow_tumour(rng: np.random.Generator, tumour: dict, centre: np.ndarray, off
         u_ed = ed_radius * _wobble(rng, shape, 15.0, 0.22)
         u_ed /= np.float32(0.6) + np.float32(0.5) * wm_smooth
     ed_lbl = (u_ed < 1) & ~core_lbl & (csf < 0.5) & (brain > 0.5)
-    # Oedema strength: strongest next to the core, fading over a few mm across the label's edge.
+    # Oedema strength: strongest next to the core, fading over a few mm across the label's edge
+    # (at ``oedema_edge`` 1, half strength just outside the label; option faint_edge: inside it).
     fade = np.float32(1.25) - np.float32(0.5) * np.minimum(u_ed, 1)
-    oedema = _sigmoid((1 - u_ed) / np.float32(0.12) + np.float32(0.4)) * fade * (1 - csf) * brain * (1 - core)
+    edge = np.float32(tumour.get("oedema_edge", 1.0))
+    oedema = _sigmoid((edge - u_ed) / np.float32(0.12) + np.float32(0.4)) * fade * (1 - csf) * brain * (1 - core)
     seg = np.zeros(shape, np.uint8)
     seg[ed_lbl] = 2
     seg[core_lbl] = 1
@@ -925,6 +939,8 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
         look = _draw_subtle(rng, look)
     if opts["faint_oedema"]:
         look = _draw_faint_oedema(rng, look)
+    if opts["faint_edge"]:  # no draws: every byte but the oedema's intensity as without it
+        tumour = {**tumour, "oedema_edge": FAINT_EDGE}
     centre = _to_grid(pose, template, np.asarray(tumour["site_template_vox"]))
     box = _work_box(pose, template)
     anatomy = _sample_anatomy(rng, pose, tumour, box, centre, template, extra)
