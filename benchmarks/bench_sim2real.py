@@ -20,6 +20,9 @@ For each variant of the synthetic generator (``--variants``), in a fresh Python 
 4. score it on copies of the real scans whose tumour is made more conspicuous
    (:func:`conspicuous_copies`: FLAIR x 1.3 inside the whole tumour, T1ce x 1.5 inside the
    enhancing tumour): a probe of whether a model misses a real tumour for its contrast.
+5. with several ``--train-seeds``, score their models together on the real scans (class
+   probabilities averaged, :func:`bratslib.evaluate.evaluate_cases`): the seeds' ensemble, shown
+   after each seed's scores.
 
 Beside the variants, reference rows on the same real scans:
 
