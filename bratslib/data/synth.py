@@ -193,7 +193,9 @@ FAINT_EDGE = 0.8
 #: changed nothing alone (0.54 / 0.33 / 0.00); with intensities normalised by rank, four inputs
 #: and three times the training it raised the real whole tumour with four seeds of five (over
 #: five, 0.66 / 0.48 / 0.45 against 0.59 / 0.43 / 0.31), not at the book's budget and
-#: normalisation: not on by default.  No variant reaches the goal of issue 15 yet;
+#: normalisation: not on by default.  ``faint_edge`` found more of 901's whole tumour and lost
+#: 902's, as ``subtle`` did (0.52 / 0.44 / 0.33; 901 0.46, 902 0.58 against 0.85): not on by
+#: default.  No variant reaches the goal of issue 15 yet;
 #: ``python -m bratslib synth --options none`` still writes the first generator's data.
 DEFAULT_OPTIONS: frozenset[str] = frozenset({"artefacts", "glioma"})
 
