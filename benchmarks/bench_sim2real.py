@@ -95,9 +95,9 @@ def _positive_number(text: str) -> bool:
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, object]]:
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
     overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``batch_size`` (token ``batch=``),
-    ``modalities`` (token ``inputs=``),
-    ``learning_rate`` (token ``lr=``) and ``lr_schedule`` (token ``schedule=``) where the variant sets
-    them (else the profile's), and ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
+    ``modalities`` (token ``inputs=``), ``learning_rate`` (token ``lr=``) and ``lr_schedule`` (token
+    ``schedule=``) where the variant sets them (else the profile's), and ``cases`` (the row's number
+    of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
