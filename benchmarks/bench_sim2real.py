@@ -22,7 +22,7 @@ For each variant of the synthetic generator (``--variants``), in a fresh Python 
    enhancing tumour): a probe of whether a model misses a real tumour for its contrast.
 5. with several ``--train-seeds``, score their models together on the real scans (class
    probabilities averaged, :func:`bratslib.evaluate.evaluate_cases`): the seeds' ensemble, shown
-   after each seed's scores.
+   after each seed's scores as "all 3 as one".
 
 Beside the variants, reference rows on the same real scans:
 
@@ -40,7 +40,7 @@ training time (the profile's ``augment`` setting, :data:`bratslib.data.augment.A
 profile's ``normalize``, :func:`bratslib.data.preprocess.normalize_intensity`; ``+norm=rank``: each
 voxel's rank in its brain, which no change of contrast moves); ``+epochs=48``
 trains three times the book's 16 epochs (is the budget what limits a row?); ``+lr=0.005`` trains at
-another learning rate than the profile's 2e-3 (the same steps, larger ones); ``+schedule=cosine``
+another learning rate than the profile's 2e-3 (the same steps, larger ones); ``+sched=cosine``
 spends the same steps under a warm-up and a cosine decay of the rate
 (:func:`bratslib.training.cosine_schedule`), not halving it on a plateau; ``+cases=80`` writes 80
 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
@@ -96,7 +96,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
     overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``batch_size`` (token ``batch=``),
     ``modalities`` (token ``inputs=``), ``learning_rate`` (token ``lr=``) and ``lr_schedule`` (token
-    ``schedule=``) where the variant sets them (else the profile's), and ``cases`` (the row's number
+    ``sched=``) where the variant sets them (else the profile's), and ``cases`` (the row's number
     of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
@@ -130,7 +130,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             overrides[COUNT_TOKENS[key]] = int(value)
         elif key == "lr" and _positive_number(value):
             overrides["learning_rate"] = float(value)
-        elif key == "schedule" and value in LR_SCHEDULES:
+        elif key == "sched" and value in LR_SCHEDULES:
             overrides["lr_schedule"] = value
         elif token.startswith("no") and token[2:] in SYNTH_OPTIONS:
             options = {**(options or {}), token[2:]: False}
@@ -140,7 +140,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             raise ValueError(f"unknown variant token {token!r} in {variant!r}: use v1, default, "
                              f"{', '.join(SYNTH_OPTIONS)}, no<option>, augment[=preset], noaugment, "
                              f"norm=<{'|'.join(NORMALIZATIONS)}>, inputs=<modality,...>, lr=<rate>, "
-                             f"schedule=<{'|'.join(LR_SCHEDULES)}> or "
+                             f"sched=<{'|'.join(LR_SCHEDULES)}> or "
                              f"{', '.join(f'{k}=<N>' for k in COUNT_TOKENS)}")
     return options, overrides
 
@@ -353,7 +353,8 @@ def _per_seed(r: dict) -> str:
     runs = r.get("runs") or []
     if len(runs) < 2:
         return ""
-    ensemble = f"; ensemble of the {len(runs)}: {_triple(r['real_ensemble'])}" if r.get("real_ensemble") else ""
+    # "all 3 as one": no word longer than the column's others (the table is at its narrowest on the page)
+    ensemble = f"; all {len(runs)} as one: {_triple(r['real_ensemble'])}" if r.get("real_ensemble") else ""
     return "; ".join(f"seed {run['train_seed']}: {_triple(run['real'])}" for run in runs) + ensemble
 
 

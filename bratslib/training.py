@@ -469,7 +469,7 @@ def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int,
     falls along a half cosine to ``min_lr`` at step ``epochs * steps_per_epoch`` (and stays there).
     A function of the optimizer's step count, which a checkpoint keeps: a resumed run goes on
     where it stopped.  No profile uses it: at the book's ``smoke`` budget it was no better than
-    the plateau (``benchmarks/results/bench_sim2real.md``, rows ``schedule=cosine``)."""
+    the plateau (``benchmarks/results/bench_sim2real.md``, rows ``sched=cosine``)."""
     warmup = max(int(steps_per_epoch), 1)
     decay = max(int(epochs) * warmup - warmup, 1)
     return keras.optimizers.schedules.CosineDecay(learning_rate / 10, decay, alpha=min(min_lr / learning_rate, 1.0),

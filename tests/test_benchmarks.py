@@ -165,12 +165,12 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
     for bad in ("lr=0", "lr=fast", "lr=inf", "lr=-1"):
         with pytest.raises(ValueError, match="lr=<rate>"):
             parse_variant(f"default+{bad}")
-    assert parse_variant("default+schedule=cosine") == (None, {"lr_schedule": "cosine"})
+    assert parse_variant("default+sched=cosine") == (None, {"lr_schedule": "cosine"})
     assert parse_variant("default+batch=8") == (None, {"batch_size": 8})
     with pytest.raises(ValueError, match="batch=<N>"):
         parse_variant("default+batch=0")
-    with pytest.raises(ValueError, match=r"schedule=<plateau\|cosine>"):
-        parse_variant("default+schedule=linear")
+    with pytest.raises(ValueError, match=r"sched=<plateau\|cosine>"):
+        parse_variant("default+sched=linear")
     with pytest.raises(ValueError, match="at most once"):
         parse_variant("default+inputs=flair,dwi")
 
@@ -178,7 +178,7 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
 def test_bench_sim2real_words_what_a_row_sets():
     from benchmarks.bench_sim2real import describe, own_settings
 
-    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+schedule=cosine+batch=8"}
+    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+sched=cosine+batch=8"}
     # epochs: the training column's
     assert own_settings(row) == {"learning_rate": 0.005, "cases": 80, "lr_schedule": "cosine", "batch_size": 8}
     assert (describe(["artefacts", "glioma", "wmh"], False, "rank", **own_settings(row))
@@ -261,7 +261,7 @@ def test_bench_sim2real_trains_scores_and_writes_its_report(tmp_path):
     assert [c["case_id"] for c in ensemble["per_case"]] == [c["case_id"] for c in rows[0]["real"]["per_case"]]
     assert all(0 <= c[f"dice_{r}"] <= 1 for c in ensemble["per_case"] for r in ("WT", "TC", "ET"))
     from benchmarks.bench_sim2real import _triple
-    assert f"; ensemble of the 2: {_triple(ensemble)} |" in done.stdout
+    assert f"; all 2 as one: {_triple(ensemble)} |" in done.stdout
     # ET split by whether the truth has it: scan 901 has enhancing tumour, 902 has none (pooled: once per seed)
     split = runs[0]["real"]["et_split"]
     assert (split["n_present"], split["n_absent"]) == (1, 1)
