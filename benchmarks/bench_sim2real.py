@@ -45,7 +45,7 @@ spends the same steps under a warm-up and a cosine decay of the rate
 (:func:`bratslib.training.cosine_schedule`), not halving it on a plateau; ``+cases=80`` writes 80
 synthetic cases for the row instead of ``--cases`` (the same steps over twice the cases: does
 variety buy what steps do not?); ``+batch=8`` trains on batches of 8 slices,
-not 16: the same slices per epoch in twice the steps, at about the same cost (is it updates that
+not 16: the same slices per epoch in twice the steps, at a little more cost (is it updates that
 a row lacks, or slices?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
 smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
 ``+inputs=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.
