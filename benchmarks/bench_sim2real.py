@@ -101,7 +101,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
-    from bratslib.training import LR_SCHEDULES
+    from bratslib.profiles import LR_SCHEDULES
 
     options: dict[str, bool] | None = None
     overrides: dict[str, object] = {}

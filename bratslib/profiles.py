@@ -29,6 +29,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: The learning-rate schedules a profile's ``lr_schedule`` names (:func:`bratslib.training.train`):
+#: halve the rate on a plateau, or warm up and decay along a cosine.
+LR_SCHEDULES = ("plateau", "cosine")
+
 #: Settings shared by the 2-D segmentation chapters (U-Net, Attention U-Net, ...).
 #:
 #: ``smoke`` is one training budget for every 2-D segmentation model: the same 20 training

@@ -59,6 +59,7 @@ import keras
 from bratslib.losses import DiceFocalLoss
 from bratslib.metrics import training_metrics
 from bratslib.models import load_model
+from bratslib.profiles import LR_SCHEDULES
 from bratslib.results import Run, open_run
 
 log = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ def train(
         metrics: default :func:`~bratslib.metrics.training_metrics` () (segmentation).
         monitor, mode: the validation value that picks the best epoch and drives the
             schedule and early stopping (default the mean Dice of the three tumour classes).
-        lr_schedule: ``"plateau"`` or ``"cosine"`` (:data:`LR_SCHEDULES`, module docstring).
+        lr_schedule: ``"plateau"`` or ``"cosine"`` (:data:`bratslib.profiles.LR_SCHEDULES`, module docstring).
         lr_patience, lr_factor, min_lr: ``ReduceLROnPlateau`` (``"plateau"``); ``min_lr`` is also
             where ``"cosine"`` ends.
         stop_patience: ``EarlyStopping`` patience.
@@ -426,14 +427,12 @@ def train(
     lines = verbose is None and default_verbose() == 0  # a book build: Keras silent, a line per epoch
     verbose = default_verbose() if verbose is None else verbose
     # the schedule's messages follow Keras' verbosity (in the book, the epoch lines say when the rate fell)
-    others = {
-        "reduce_lr": keras.callbacks.ReduceLROnPlateau(monitor, factor=lr_factor, patience=lr_patience,
-                                                       min_lr=min_lr, mode=mode, verbose=int(verbose > 0)),
-        "early_stopping": keras.callbacks.EarlyStopping(monitor, patience=stop_patience, mode=mode,
-                                                        verbose=int(verbose > 0)),
-    }
-    if lr_schedule != "plateau":  # the optimizer's schedule sets the rate; ReduceLROnPlateau cannot
-        del others["reduce_lr"]
+    others = {}
+    if lr_schedule == "plateau":  # otherwise the optimizer's schedule sets the rate
+        others["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(monitor, factor=lr_factor, patience=lr_patience,
+                                                                min_lr=min_lr, mode=mode, verbose=int(verbose > 0))
+    others["early_stopping"] = keras.callbacks.EarlyStopping(monitor, patience=stop_patience, mode=mode,
+                                                             verbose=int(verbose > 0))
     recorder = _RunRecorder(run, monitor, mode, history, best, best_epoch, others, saved,
                             epoch_lines=epochs if lines else None)
     limit = _TimeLimit(None if time_limit is None else started + time_limit, epochs)
@@ -456,10 +455,6 @@ def train(
         return TrainedRun(run, best_model, run.history(), trained, start, complete=False)
     model_path = run.finish()
     return TrainedRun(run, load(model_path), run.history(), trained, start)
-
-
-#: :func:`train`'s learning-rate schedules (module docstring).
-LR_SCHEDULES = ("plateau", "cosine")
 
 
 def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int,

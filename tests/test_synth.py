@@ -447,10 +447,12 @@ def _pinned_pair(monkeypatch, option: str, key: str, factors=(1.0, 0.4)):
     return [case_at(f) for f in factors]
 
 
-def _to_normal_brain(case, modality: str, label: int) -> float:
-    """Median of a region over the median of the normal brain (brain voxels without a label)."""
+def _to_normal_brain(case, modality: str, region: int | np.ndarray) -> float:
+    """Median of a region (a label, or a boolean mask) over the median of the normal brain (brain
+    voxels without a label)."""
     normal = (case.images["flair"] > 0) & (case.seg == 0)
-    return float(np.median(case.images[modality][case.seg == label]) / np.median(case.images[modality][normal]))
+    inside = region if isinstance(region, np.ndarray) else case.seg == region
+    return float(np.median(case.images[modality][inside]) / np.median(case.images[modality][normal]))
 
 
 @pytest.mark.slow
@@ -551,11 +553,5 @@ def test_faint_edge_moves_the_oedemas_signal_inside_its_label_and_nothing_else()
     band = (without.seg == 2) & ~ndi.binary_erosion(tumour, iterations=2)
     outside = ndi.binary_dilation(tumour, iterations=3) & ~tumour & (without.images["flair"] > 0)
     for region in (band, outside):
-        before, after = (_to_normal_brain_in(case, "flair", region) for case in (without, with_edge))
+        before, after = (_to_normal_brain(case, "flair", region) for case in (without, with_edge))
         assert 1 < after < before - 0.05, (before, after)
-
-
-def _to_normal_brain_in(case, modality: str, region: np.ndarray) -> float:
-    """Median of ``modality`` in ``region`` over the median of the normal brain (unlabelled brain voxels)."""
-    normal = (case.images["flair"] > 0) & (case.seg == 0)
-    return float(np.median(case.images[modality][region]) / np.median(case.images[modality][normal]))

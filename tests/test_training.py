@@ -16,7 +16,7 @@ import pytest
 from bratslib.data.generators import make_datasets
 from bratslib.models.unet2d import build_unet2d
 from bratslib.results import read_json
-from bratslib.training import train
+from bratslib.training import cosine_schedule, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = {"kind": "synthetic", "n_cases": 6, "seed": 0, "folder": "tiny", "description": "tiny test cases"}
@@ -209,8 +209,6 @@ def test_a_time_limit_leaves_the_run_unfinished_and_a_later_session_continues_it
 
 
 def test_the_cosine_schedule_warms_up_over_one_epoch_then_falls_to_min_lr():
-    from bratslib.training import cosine_schedule
-
     schedule = cosine_schedule(2e-3, epochs=4, steps_per_epoch=10, min_lr=1e-5)
     rates = [float(schedule(step)) for step in range(45)]
     assert rates[0] == pytest.approx(2e-4) and rates[10] == pytest.approx(2e-3)
@@ -236,14 +234,9 @@ def test_a_cosine_run_records_its_schedule_and_resumes_on_it(tiny_dataset, tmp_p
     assert whole.run.config["training"]["lr_schedule"] == "cosine"
     rates = [row["learning_rate"] for row in whole.history]
     steps = len(data.train)
-    expected = [float(cosine_schedule_at(2e-3, 3, steps, 1e-5, (epoch + 1) * steps)) for epoch in range(3)]
+    schedule = cosine_schedule(2e-3, 3, steps, 1e-5)
+    expected = [float(schedule((epoch + 1) * steps)) for epoch in range(3)]
     assert rates == pytest.approx(expected, rel=1e-4) and rates[0] > rates[1] > rates[2] == pytest.approx(1e-5)
     assert [row["learning_rate"] for row in second.history] == pytest.approx(rates, rel=1e-4)
     with pytest.raises(ValueError, match="lr_schedule='step'.*plateau, cosine"):
         train(lambda: build_unet2d(**MODEL), data, results_dir=tmp_path / "bad", **{**kwargs, "lr_schedule": "step"})
-
-
-def cosine_schedule_at(learning_rate, epochs, steps_per_epoch, min_lr, step):
-    from bratslib.training import cosine_schedule
-
-    return cosine_schedule(learning_rate, epochs, steps_per_epoch, min_lr)(step)
