@@ -20,6 +20,7 @@ the same metrics.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -100,6 +101,19 @@ class Evaluation:
 #: U-Net, 1.3x for the ResNet50 U-Net); prediction keeps no activations for gradients, so 64
 #: slices need about what a training step of 16 does.
 PREDICT_BATCH = 64
+
+
+def _not_a_predict_retracing_warning(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not ("triggered tf.function retracing" in message and "make_predict_function" in message)
+
+
+# Each model gets its own predict function, traced once per batch shape (a few: see
+# predict_probabilities).  TensorFlow counts tracings across functions and, after five within a few
+# calls, warns of "excessive" retracing with a page of advice.  Evaluating several models in turn (an
+# ensemble, chapter 11's models) is exactly that, and expected: the warning is dropped from
+# TensorFlow's logger (the standard-library logger it writes to; TensorFlow is not imported here).
+logging.getLogger("tensorflow").addFilter(_not_a_predict_retracing_warning)
 
 
 def predict_probabilities(model, cached: CachedCase, batch_size: int = PREDICT_BATCH) -> np.ndarray:

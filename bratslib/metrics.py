@@ -325,8 +325,8 @@ def case_scores(pred_labels: np.ndarray, true_labels: np.ndarray,
         classes present in truth or prediction, as ``keras.metrics.MeanIoU`` computes it),
         for each class key ``N`` of :data:`bratslib.labels.LABEL_KEYS` ``dice_N``, ``iou_N``,
         ``precision_N``, ``sensitivity_N``, ``specificity_N``, and for each region ``R`` of
-        :data:`bratslib.labels.REGIONS` ``dice_R``, ``sensitivity_R``, ``specificity_R``, ``hd95_R`` (mm)
-        and ``volume_R_ml``, the region's volume in the *truth* (millilitres; 0 where the case
+        :data:`bratslib.labels.REGIONS` ``dice_R``, ``precision_R``, ``sensitivity_R``, ``specificity_R``,
+        ``hd95_R`` (mm) and ``volume_R_ml``, the region's volume in the *truth* (millilitres; 0 where the case
         has none, which :func:`region_split` uses).  Empty classes and regions follow the
         conventions of the module docstring.
 
@@ -365,6 +365,7 @@ def case_scores(pred_labels: np.ndarray, true_labels: np.ndarray,
     for region, pred, truth in zip(REGIONS, region_masks(pred_labels), region_masks(true_labels)):
         tp, fp, fn, tn = counts(pred, truth)
         out[f"dice_{region}"] = overlap_ratio(2 * tp, 2 * tp + fp + fn, fp, fn)
+        out[f"precision_{region}"] = overlap_ratio(tp, tp + fp, fp, fn)
         out[f"sensitivity_{region}"] = overlap_ratio(tp, tp + fn, fp, fn)
         out[f"specificity_{region}"] = overlap_ratio(tn, tn + fp, fp, fn)
         out[f"hd95_{region}"] = hausdorff95(pred, truth, spacing)

@@ -125,6 +125,29 @@ def test_predict_probabilities_of_a_real_model(trained_run, tiny_dataset):
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
 
 
+def test_several_models_predicted_in_turn_log_no_retracing_warning(trained_run, tiny_dataset):
+    """Each model traces its own predict function; after five models TensorFlow warns of
+    "excessive" retracing, which bratslib.evaluate drops.  Other TensorFlow warnings stay."""
+    import logging
+
+    result, cache_dir = trained_run
+    cached = PreprocessedCache(cache_dir, ["flair", "t1ce"], 32, "2d", "volume").get(find_cases(tiny_dataset)[0])
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        for _ in range(7):
+            predict_probabilities(build_unet2d(input_shape=(32, 32, 2), n_classes=4, base_filters=4, depth=2), cached)
+        logger.warning("another TensorFlow warning")
+    finally:
+        logger.removeHandler(handler)
+    messages = [r.getMessage() for r in records]
+    assert "another TensorFlow warning" in messages
+    assert not [m for m in messages if "retracing" in m], messages
+
+
 def test_evaluate_run_writes_once_and_reads_back(trained_run, tiny_dataset):
     result, cache_dir = trained_run
     run = result.run
