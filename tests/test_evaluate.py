@@ -130,7 +130,7 @@ def test_several_models_predicted_in_turn_log_no_retracing_warning(trained_run, 
     "excessive" retracing, which bratslib.evaluate drops.  Other TensorFlow warnings stay."""
     import logging
 
-    result, cache_dir = trained_run
+    _, cache_dir = trained_run
     cached = PreprocessedCache(cache_dir, ["flair", "t1ce"], 32, "2d", "volume").get(find_cases(tiny_dataset)[0])
     records: list[logging.LogRecord] = []
     handler = logging.Handler()

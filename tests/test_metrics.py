@@ -364,9 +364,12 @@ EXPECTED_LINE = {
     "dice_enhancing": 2 / 3, "iou_enhancing": 1 / 2, "precision_enhancing": 1.0,
     "sensitivity_enhancing": 1 / 2, "specificity_enhancing": 1.0,
     # volume_R_ml: the truth's voxels of the region times 2 mm^3 (spacing 1 x 2 x 1), in ml
-    "dice_WT": 12 / 14, "precision_WT": 6 / 7, "sensitivity_WT": 6 / 7, "specificity_WT": 2 / 3, "hd95_WT": 2.0, "volume_WT_ml": 7 * 2 / 1000,
-    "dice_TC": 4 / 7, "precision_TC": 2 / 3, "sensitivity_TC": 2 / 4, "specificity_TC": 5 / 6, "hd95_TC": 2.0, "volume_TC_ml": 4 * 2 / 1000,
-    "dice_ET": 2 / 3, "precision_ET": 1.0, "sensitivity_ET": 1 / 2, "specificity_ET": 1.0, "hd95_ET": 1.8, "volume_ET_ml": 2 * 2 / 1000,
+    "dice_WT": 12 / 14, "precision_WT": 6 / 7, "sensitivity_WT": 6 / 7, "specificity_WT": 2 / 3,
+    "hd95_WT": 2.0, "volume_WT_ml": 7 * 2 / 1000,
+    "dice_TC": 4 / 7, "precision_TC": 2 / 3, "sensitivity_TC": 2 / 4, "specificity_TC": 5 / 6,
+    "hd95_TC": 2.0, "volume_TC_ml": 4 * 2 / 1000,
+    "dice_ET": 2 / 3, "precision_ET": 1.0, "sensitivity_ET": 1 / 2, "specificity_ET": 1.0,
+    "hd95_ET": 1.8, "volume_ET_ml": 2 * 2 / 1000,
 }
 
 
