@@ -147,7 +147,7 @@ def _cmd_book_execute(args: argparse.Namespace) -> int:
     try:
         runs = execute_notebooks(
             notebooks, args.out, root=root, parameters=parameters, inputs=args.input, force=args.force,
-            keep_going=args.keep_going, kernel_name=args.kernel, timeout=args.timeout,
+            keep_going=args.keep_going, kernel_name=args.kernel, timeout=args.timeout, jobs=args.jobs,
         )
     except BookExecutionError as e:
         print(f"\n{e}", file=sys.stderr)
@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-going", action="store_true", help="after a failure, execute the remaining notebooks")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell (default: no limit)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="notebooks executed at once, each on its share of the CPU cores; a notebook waits for those "
+                        "it reads (metadata bratslib.needs) (default: 1)")
     p.set_defaults(func=_cmd_book_execute)
     p = book.add_parser("build", help="stage the executed notebooks and build the HTML book with jupyter-book")
     p.add_argument("--root", default=".", help="the repository root (default: .)")

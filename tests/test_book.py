@@ -460,6 +460,82 @@ def test_failures_name_notebook_and_cell_keep_copy_and_reruns_skip(tmp_path: Pat
     assert stamp["parameters"] == params
 
 
+def _needs(path: Path, needs: list[str]) -> Path:
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["bratslib"] = {"needs": needs}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_two_jobs_run_two_notebooks_at_once_and_a_notebook_after_those_it_reads(tmp_path: Path):
+    flags = tmp_path / "flags"
+    flags.mkdir()
+
+    def waits_for(me: str, other: str, fail: bool = False) -> list[str]:
+        # each notebook starts, then waits for the other to have started: only two at once pass
+        return [f"import os, pathlib, time\nflags = pathlib.Path({str(flags)!r})\n(flags / '{me}.started').touch()\n"
+                f"(flags / '{me}.threads').write_text(os.environ.get('TF_NUM_INTRAOP_THREADS', 'unset'))\n"
+                f"t = time.monotonic()\nwhile not (flags / '{other}.started').exists():\n"
+                f"    assert time.monotonic() - t < 120, 'the other notebook never started alongside'\n"
+                f"    time.sleep(0.2)\n",
+                f"(flags / '{me}.done').touch()" + ("\nraise RuntimeError('broken')" if fail else "")]
+
+    nbs = tmp_path / "notebooks"
+    a = write_notebook(nbs / "a.ipynb", waits_for("a", "b"))
+    b = write_notebook(nbs / "b.ipynb", waits_for("b", "a"))
+    reader = _needs(write_notebook(nbs / "reader.ipynb", [
+        f"import pathlib\nflags = pathlib.Path({str(flags)!r})\n"
+        "assert (flags / 'a.done').exists() and (flags / 'b.done').exists(), 'started before what it reads'"]),
+        ["a", "b"])
+    out = tmp_path / "executed"
+    lines: list[str] = []
+    runs = book.execute_notebooks([a, b, reader], out, root=tmp_path, report=lines.append, jobs=2)
+    assert [r.status for r in runs] == ["executed"] * 3
+    assert (flags / "a.threads").read_text() == str(max(1, book.cpu_cores() // 2))
+    assert lines[0].endswith("a.ipynb: executing ...") and lines[1].endswith("b.ipynb: executing ...")
+
+    # up to date: nothing runs; a changed notebook re-executes the one that reads it, not the other
+    assert [r.status for r in book.execute_notebooks([a, b, reader], out, root=tmp_path, report=None, jobs=2)] == \
+        ["skipped"] * 3
+    write_notebook(b, [*waits_for("b", "a"), "x = 1"])
+    (flags / "a.started").touch()
+    runs = book.execute_notebooks([a, b, reader], out, root=tmp_path, report=None, jobs=2)
+    assert [r.status for r in runs] == ["skipped", "executed", "executed"]
+
+    # one that fails: what reads it is not executed, and says why
+    write_notebook(a, waits_for("a", "b", fail=True))
+    with pytest.raises(book.BookExecutionError) as caught:
+        book.execute_notebooks([a, b, reader], out, root=tmp_path, report=None, jobs=2, keep_going=True)
+    assert [r.status for r in caught.value.runs] == ["failed", "skipped", "failed"]
+    assert caught.value.failures[1].ename == "NotExecuted" and "a.ipynb, which failed" in str(caught.value)
+
+    # a notebook listed before one it reads
+    with pytest.raises(ValueError, match="reader.ipynb needs a.ipynb, which come"):
+        book.execute_notebooks([reader, a], out, root=tmp_path, report=None)
+
+
+def test_book_notebooks_name_the_chapters_whose_results_they_read():
+    """A page that reads other chapters' runs (their models, chapter 2's threshold baseline)
+    names them in its metadata, so that ``make book --jobs 2`` starts it after them and a
+    re-executed chapter re-executes the pages that show its numbers."""
+    notebooks = book.notebooks_in_toc(ROOT / "_toc.yml")
+    code = {nb.stem: "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
+            for nb in notebooks}
+    trains = [name for name, src in code.items() if "train(" in src or "train_and_evaluate(" in src]
+    assert "02_unet2d" in trains and "08_quantum_vs_classical" in trains
+    for nb in notebooks:
+        src, needs = code[nb.stem], book.notebook_needs(nb)
+        reads_all = nb.stem not in trains and re.search(r"collect_(runs|replicates)\(", src)
+        reads_chapter_2 = nb.stem != "02_unet2d" and re.search(r"collect_runs\(|train_and_evaluate\(|\.baseline\(", src)
+        if reads_all:
+            assert set(trains) <= set(needs), f"{nb.name} reads every chapter's runs but needs only {needs}"
+        elif reads_chapter_2:
+            assert "02_unet2d" in needs, f"{nb.name} reads chapter 2's runs or baseline but needs {needs}"
+        else:
+            assert needs == [], f"{nb.name} reads no other chapter's results yet needs {needs}"
+
+
 def test_markdown_table_aligns_numbers_and_escapes_pipes():
     from bratslib.viz import markdown_table
 
