@@ -517,23 +517,25 @@ def test_two_jobs_run_two_notebooks_at_once_and_a_notebook_after_those_it_reads(
 
 def test_book_notebooks_name_the_chapters_whose_results_they_read():
     """A page that reads other chapters' runs (their models, chapter 2's threshold baseline)
-    names them in its metadata, so that ``make book --jobs 2`` starts it after them and a
-    re-executed chapter re-executes the pages that show its numbers."""
+    names them in its metadata, so that ``make book`` (two notebooks at once) starts it after
+    them and a re-executed chapter re-executes the pages that show its numbers."""
+    from bratslib.registry import MODELS
+
     notebooks = book.notebooks_in_toc(ROOT / "_toc.yml")
-    code = {nb.stem: "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
-            for nb in notebooks}
-    trains = [name for name, src in code.items() if "train(" in src or "train_and_evaluate(" in src]
-    assert "02_unet2d" in trains and "08_quantum_vs_classical" in trains
+    chapter_of = {spec.name: spec.chapter for spec in MODELS.values()} | {"threshold_baseline": "02_unet2d"}
+    every_chapter = {spec.chapter for spec in MODELS.values()}
     for nb in notebooks:
-        src, needs = code[nb.stem], book.notebook_needs(nb)
-        reads_all = nb.stem not in trains and re.search(r"collect_(runs|replicates)\(", src)
-        reads_chapter_2 = nb.stem != "02_unet2d" and re.search(r"collect_runs\(|train_and_evaluate\(|\.baseline\(", src)
-        if reads_all:
-            assert set(trains) <= set(needs), f"{nb.name} reads every chapter's runs but needs only {needs}"
-        elif reads_chapter_2:
-            assert "02_unet2d" in needs, f"{nb.name} reads chapter 2's runs or baseline but needs {needs}"
-        else:
-            assert needs == [], f"{nb.name} reads no other chapter's results yet needs {needs}"
+        src = "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
+        reads: set[str] = set()
+        for call in re.finditer(r"collect_runs\([^)]*\)(\.get\(\"(\w+)\"\))?", src):
+            reads |= {chapter_of[call.group(2)]} if call.group(2) else every_chapter  # one model's run, or all
+        for call in re.finditer(r"collect_replicates\([^)]*\"(\w+)\"", src):
+            reads.add(chapter_of[call.group(1)])
+        if re.search(r"train_and_evaluate\(|\.baseline\(", src):  # chapter 2's threshold baseline
+            reads.add("02_unet2d")
+        reads.discard(nb.stem)
+        assert reads <= set(book.notebook_needs(nb)), f"{nb.name} reads the runs of {sorted(reads)}, needs {book.notebook_needs(nb)}"
+        assert set(book.notebook_needs(nb)) <= reads, f"{nb.name} needs {book.notebook_needs(nb)} but reads only {sorted(reads)}"
 
 
 def test_markdown_table_aligns_numbers_and_escapes_pipes():
