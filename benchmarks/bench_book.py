@@ -4,8 +4,11 @@
 
 Reads the executed notebooks of the last ``make book`` (``build/executed/``, in the order
 of ``_toc.yml``) and the cell timings papermill records in them, and prints per notebook:
-the wall time papermill measured (kernel start included), the time in cells that train
-(a cell that calls ``.train(``), its share of the notebook, and the longest other cell.
+when it started (seconds after the first notebook: ``make book`` runs two at a time), the wall
+time papermill measured (kernel start included), the time in cells that train (a cell that
+calls ``.train(``), its share of the notebook, and the longest other cell; then the sum of the
+notebooks' wall times and the span from the first start to the last end, which is what the
+execution step took.
 Nothing is executed here: run ``make book`` first (on a quiet machine; the numbers are
 those of that run).  ``--out DIR`` also writes ``DIR/bench_book.md`` and ``.json``.
 """
@@ -16,6 +19,7 @@ import argparse
 import json
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,8 +47,16 @@ def notebook_times(path: Path) -> dict:
     training = sum(c["seconds"] for c in cells if c["trains"])
     others = [c for c in cells if not c["trains"]]
     longest = max(others, key=lambda c: c["seconds"], default={"seconds": 0.0, "first_line": ""})
+    meta = nb["metadata"].get("papermill", {})
+    start, end = (datetime.fromisoformat(meta[k]).timestamp() if meta.get(k) else None for k in ("start_time", "end_time"))
     return {"total_s": total, "cells_s": sum(c["seconds"] for c in cells), "training_s": training,
-            "longest_other": longest, "cells": cells}
+            "longest_other": longest, "cells": cells, "start": start, "end": end}
+
+
+def at_once(results: dict) -> int:
+    """The most notebooks that ran at the same moment (from papermill's start and end times)."""
+    spans = [(r["start"], r["end"]) for r in results.values() if r.get("start") and r.get("end")]
+    return max((sum(a <= t < b for a, b in spans) for t, _ in spans), default=1)
 
 
 def main(argv=None) -> int:
@@ -73,16 +85,24 @@ def main(argv=None) -> int:
 
     total = sum(r["total_s"] for r in results.values())
     # chapters 3-7 train and evaluate in one cell (ChapterSetup.train_and_evaluate): their evaluation counts as training
-    header = ["notebook", "wall s", "share of the book", "training s (3-7: and evaluation)", "training share",
+    first = min((r["start"] for r in results.values() if r.get("start")), default=None)
+    header = ["notebook", "start s", "wall s", "share", "training s (3-7: and evaluation)", "training share",
               "longest other cell (s)"]
-    rows = [(Path(name).stem, round(r["total_s"], 1), f"{r['total_s'] / total:.0%}", round(r["training_s"], 1),
+    rows = [(Path(name).stem, round(r["start"] - first) if first and r.get("start") else "", round(r["total_s"], 1),
+             f"{r['total_s'] / total:.0%}", round(r["training_s"], 1),
              f"{r['training_s'] / r['total_s']:.0%}" if r["total_s"] else "",
              f"`{r['longest_other']['first_line']}` ({r['longest_other']['seconds']:.1f})")
             for name, r in results.items()]
     training = sum(r["training_s"] for r in results.values())
-    rows.append(("all", round(total, 1), "100%", round(training, 1), f"{training / total:.0%}", ""))
+    rows.append(("all notebooks (sum)", "", round(total, 1), "100%", round(training, 1), f"{training / total:.0%}", ""))
+    ends = [r["end"] for r in results.values() if r.get("end")]
+    if first and ends:
+        span = max(ends) - first
+        rows.append(("execution (first start to last end)", 0, round(span, 1), "", "", "", ""))
     profiles = sorted({str(r.get("profile")) for r in results.values() if r.get("profile")})
-    title = f"Wall time of each notebook in `make book` (profile {', '.join(profiles) or 'unknown'})"
+    jobs = at_once(results)
+    title = (f"Wall time of each notebook in `make book` (profile {', '.join(profiles) or 'unknown'}; "
+             f"{jobs} notebook{'s' if jobs > 1 else ''} at a time)")
     table = markdown_table(header, rows)
     print(f"\n{title}\n{machine_summary()}\n\n{table}")
     if args.out:

@@ -63,20 +63,28 @@ def test_bench_book_reads_papermill_timings(tmp_path):
     import nbformat
 
     (tmp_path / "notebooks").mkdir()
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/a\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/a\n"
+                                       "  - file: notebooks/b\n  - file: notebooks/c\n")
     (tmp_path / "intro.md").write_text("# intro\n")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("setup = 1"), nbformat.v4.new_code_cell("result = setup.train(b, d)"),
-                nbformat.v4.new_code_cell("# evaluate\nevaluation = evaluate_run(result.run)")]
-    for cell, seconds in zip(nb.cells, (2.0, 30.0, 8.0)):
-        cell.metadata["papermill"] = {"duration": seconds}
-    nb.metadata["papermill"] = {"duration": 45.0}
-    nbformat.write(nb, tmp_path / "notebooks" / "a.ipynb")
     executed = tmp_path / "executed" / "notebooks"
     executed.mkdir(parents=True)
-    nbformat.write(nb, executed / "a.ipynb")
+    # a and b run side by side (two at a time), c after a
+    for name, start, end in (("a", "10:00:00", "10:00:45"), ("b", "10:00:05", "10:01:05"), ("c", "10:00:46", "10:01:16")):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("setup = 1"), nbformat.v4.new_code_cell("result = setup.train(b, d)"),
+                    nbformat.v4.new_code_cell("# evaluate\nevaluation = evaluate_run(result.run)")]
+        for cell, seconds in zip(nb.cells, (2.0, 30.0, 8.0)):
+            cell.metadata["papermill"] = {"duration": seconds}
+        nb.metadata["papermill"] = {"duration": 45.0, "start_time": f"2026-12-01T{start}.000000+00:00",
+                                    "end_time": f"2026-12-01T{end}.000000+00:00"}
+        nbformat.write(nb, tmp_path / "notebooks" / f"{name}.ipynb")
+        nbformat.write(nb, executed / f"{name}.ipynb")
     done = _bench("bench_book", "--root", str(tmp_path), "--executed", str(tmp_path / "executed"))
-    assert "| a | 45.0 | 100% | 30.0 | 67% | `evaluation = evaluate_run(result.run)` (8.0) |" in done.stdout
+    assert "| a | 0 | 45.0 | 33% | 30.0 | 67% | `evaluation = evaluate_run(result.run)` (8.0) |" in done.stdout
+    assert "| c | 46 | 45.0 | 33% |" in done.stdout
+    assert "| all notebooks (sum) |  | 135.0 | 100% | 90.0 | 67% |  |" in done.stdout
+    assert "| execution (first start to last end) | 0 | 76.0 |" in done.stdout
+    assert "2 notebooks at a time" in done.stdout
 
 
 def test_gpu_check_projects_each_chapter_from_its_fastest_variant():
