@@ -24,6 +24,7 @@ The committed notebooks in ``notebooks/`` carry no outputs.  Building the book i
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import contextlib
 import hashlib
 import json
@@ -524,8 +525,11 @@ def execute_notebooks(
                 task = (item.notebook, item.executed, item.rel, item.parameters, kernel_name, timeout, environment)
                 if pool is None:
                     finish(item, *_execute_one(*task))
-                else:
+                    continue
+                try:
                     running[pool.submit(_execute_one, *task)] = item
+                except concurrent.futures.process.BrokenProcessPool as e:  # a worker died (out of memory?)
+                    finish(item, NotebookFailure(item.rel, item.executed, None, None, type(e).__name__, str(e)), 0.0)
             if not running:
                 if failures and not keep_going:
                     break
