@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from bratslib.results import NOT_IN_RUN_IDENTITY
+
 log = logging.getLogger(__name__)
 
 #: Suffixes tried, in order, for a ``_toc.yml`` entry given without one.
@@ -60,8 +62,9 @@ BOOK_ENVIRONMENT: dict[str, str] = {
     "PYTHONHASHSEED": "0",
 }
 
-#: bratslib modules that do not run inside the notebooks; editing them re-executes nothing.
-_NOT_IN_FINGERPRINT: frozenset[str] = frozenset({"book.py", "__main__.py"})
+#: bratslib modules that do not run inside the notebooks; editing them re-executes nothing (and,
+#: the same list, changes no training run's identity: :func:`bratslib.results.library_hash`).
+_NOT_IN_FINGERPRINT: frozenset[str] = NOT_IN_RUN_IDENTITY
 
 #: Output mime types that the built book cannot show (no JavaScript for them on the page).
 _INVISIBLE_MIME = {

@@ -61,6 +61,10 @@ RECORDED_PACKAGES: tuple[str, ...] = (
 
 _LIBRARY = Path(__file__).resolve().parent
 
+#: bratslib modules that never run inside training or evaluation (the book's build, the command
+#: line's argument parsing): editing them changes no run's identity, and re-executes no notebook.
+NOT_IN_RUN_IDENTITY: frozenset[str] = frozenset({"book.py", "__main__.py"})
+
 
 def default_results_dir() -> Path:
     """``$BRATSLIB_RESULTS`` if set, else ``./results`` (relative to the working folder)."""
@@ -181,9 +185,12 @@ def environment_info() -> dict[str, Any]:
 
 
 def library_hash() -> str:
-    """A hash of the bratslib sources (all ``*.py`` under the package): changes when the code does."""
+    """A hash of the bratslib sources (all ``*.py`` under the package but
+    :data:`NOT_IN_RUN_IDENTITY`): changes when the code that trains and evaluates does."""
     h = hashlib.sha256()
     for path in sorted(_LIBRARY.rglob("*.py")):
+        if path.relative_to(_LIBRARY).as_posix() in NOT_IN_RUN_IDENTITY:
+            continue
         h.update(str(path.relative_to(_LIBRARY)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]

@@ -117,3 +117,21 @@ def test_evaluations_are_never_overwritten(tmp_path):
 def test_run_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a bratslib run"):
         Run(tmp_path)
+
+
+def test_run_identity_ignores_the_book_build_and_the_command_line(tmp_path, monkeypatch):
+    """Editing ``bratslib/book.py`` or ``__main__.py`` (neither trains nor evaluates) must not
+    make every chapter train again; editing a module that trains must."""
+    import shutil
+
+    from bratslib import results
+
+    copy = tmp_path / "bratslib"
+    shutil.copytree(results._LIBRARY, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(results, "_LIBRARY", copy)
+    before = results.library_hash()
+    for name in results.NOT_IN_RUN_IDENTITY:
+        (copy / name).write_text((copy / name).read_text() + "\n# edited\n")
+    assert results.library_hash() == before
+    (copy / "losses.py").write_text((copy / "losses.py").read_text() + "\n# edited\n")
+    assert results.library_hash() != before
