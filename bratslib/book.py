@@ -62,9 +62,6 @@ BOOK_ENVIRONMENT: dict[str, str] = {
     "PYTHONHASHSEED": "0",
 }
 
-#: bratslib modules that do not run inside the notebooks; editing them re-executes nothing (and,
-#: the same list, changes no training run's identity: :func:`bratslib.results.library_hash`).
-_NOT_IN_FINGERPRINT: frozenset[str] = NOT_IN_RUN_IDENTITY
 
 #: Output mime types that the built book cannot show (no JavaScript for them on the page).
 _INVISIBLE_MIME = {
@@ -141,11 +138,12 @@ def notebooks_in_toc(toc_path: str | os.PathLike) -> list[Path]:
 
 
 def library_sources() -> list[Path]:
-    """The bratslib source files whose changes re-execute the notebooks."""
+    """The bratslib source files whose changes re-execute the notebooks: all but
+    :data:`bratslib.results.NOT_IN_RUN_IDENTITY` (modules that do not run inside them)."""
     package = Path(__file__).resolve().parent
     return sorted(
         p for p in package.rglob("*.py")
-        if "__pycache__" not in p.parts and p.relative_to(package).as_posix() not in _NOT_IN_FINGERPRINT
+        if "__pycache__" not in p.parts and p.relative_to(package).as_posix() not in NOT_IN_RUN_IDENTITY
     )
 
 
