@@ -48,7 +48,9 @@ variety buy what steps do not?); ``+batch=8`` trains on batches of 8 slices,
 not 16: the same slices per epoch in twice the steps, at a little more cost (is it updates that
 a row lacks, or slices?); ``+size=128`` trains on 128 x 128 slices, the report's, not the
 smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
-``+inputs=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce.
+``+inputs=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce;
+``+post=largest`` keeps only the largest connected tumour of each prediction (the profile's
+``postprocess``, :func:`bratslib.evaluate.keep_largest_tumour`), on the synthetic and the real scans.
 ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
 """
 
@@ -96,12 +98,13 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
     overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``batch_size`` (token ``batch=``),
     ``modalities`` (token ``inputs=``), ``learning_rate`` (token ``lr=``) and ``lr_schedule`` (token
-    ``sched=``) where the variant sets them (else the profile's), and ``cases`` (the row's number
+    ``sched=``) and ``postprocess`` (token ``post=``) where the variant sets them (else the
+    profile's), and ``cases`` (the row's number
     of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
-    from bratslib.profiles import LR_SCHEDULES
+    from bratslib.profiles import LR_SCHEDULES, POSTPROCESSING
 
     options: dict[str, bool] | None = None
     overrides: dict[str, object] = {}
@@ -132,6 +135,8 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             overrides["learning_rate"] = float(value)
         elif key == "sched" and value in LR_SCHEDULES:
             overrides["lr_schedule"] = value
+        elif key == "post" and value in POSTPROCESSING:
+            overrides["postprocess"] = value
         elif token.startswith("no") and token[2:] in SYNTH_OPTIONS:
             options = {**(options or {}), token[2:]: False}
         elif token in SYNTH_OPTIONS:
@@ -140,7 +145,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             raise ValueError(f"unknown variant token {token!r} in {variant!r}: use v1, default, "
                              f"{', '.join(SYNTH_OPTIONS)}, no<option>, augment[=preset], noaugment, "
                              f"norm=<{'|'.join(NORMALIZATIONS)}>, inputs=<modality,...>, lr=<rate>, "
-                             f"sched=<{'|'.join(LR_SCHEDULES)}> or "
+                             f"sched=<{'|'.join(LR_SCHEDULES)}>, post=<{'|'.join(POSTPROCESSING)}> or "
                              f"{', '.join(f'{k}=<N>' for k in COUNT_TOKENS)}")
     return options, overrides
 
@@ -222,7 +227,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
     scans (their class probabilities averaged; None with one seed)."""
     from bratslib.chapter import ChapterSetup
     from bratslib.data.synth import GENERATOR_VERSION, options_name, synth_options, write_synthetic_dataset
-    from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases
+    from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases, run_postprocess
     from bratslib.models.unet2d import build_unet2d
 
     options, overrides = parse_variant(variant)
@@ -247,11 +252,12 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
         result = setup.train(build_unet2d, datasets, results_dir=work / f"results-seed{train_seed}", verbose=0)
         train_s = time.perf_counter() - start
         synthetic = evaluate_run(result.run, root, model=result.model, cache_dir=cache_dir, progress=False)
+        post = run_postprocess(result.run)
         real = evaluate_cases(result.model, real_cases(real_dir), result.run.config["preprocessing"],
-                              cache_dir=cache_dir, progress=False)
+                              cache_dir=cache_dir, progress=False, postprocess=post)
         # the copies keep the real case ids: a cache of their own
         conspicuous = evaluate_cases(result.model, probe, result.run.config["preprocessing"],
-                                     cache_dir=work / "cache-conspicuous", progress=False)
+                                     cache_dir=work / "cache-conspicuous", progress=False, postprocess=post)
         runs.append({"train_seed": train_seed, "train_s": train_s, "epochs": result.trained_epochs,
                      "precision": result.run.config["training"].get("precision"),
                      "best_epoch": result.best_epoch, "synthetic": _scores(synthetic),
@@ -260,9 +266,10 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
         models.append(result.model)
     # the seeds' models as one: class probabilities averaged (bratslib.evaluate.evaluate_cases)
     ensemble = (_scores(evaluate_cases(models, real_cases(real_dir), result.run.config["preprocessing"],
-                                       cache_dir=cache_dir, progress=False)) if len(models) > 1 else None)
+                                       cache_dir=cache_dir, progress=False, postprocess=post))
+                if len(models) > 1 else None)
     return {"variant": variant, "generator_version": GENERATOR_VERSION, "options": on, "augment": setup.settings["augment"],
-            "normalize": setup.settings["normalize"], "cases": cases,
+            "normalize": setup.settings["normalize"], "postprocess": setup.settings["postprocess"], "cases": cases,
             "seconds_per_case": per_case_s, "train_seeds": [r["train_seed"] for r in runs],
             "train_s": float(np.mean([r["train_s"] for r in runs])),
             "epochs": runs[0]["epochs"], "best_epoch": runs[0]["best_epoch"],  # the first seed's; each run has its own
@@ -310,11 +317,12 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
 def describe(options: list[str], augment, normalize: str = "volume", cases: int | None = None,
              size: int | None = None, modalities: tuple[str, ...] | None = None,
              learning_rate: float | None = None, lr_schedule: str | None = None,
-             batch_size: int | None = None) -> str:
+             batch_size: int | None = None, postprocess: str | None = None) -> str:
     """What a row changes, in words: the first generator, every option, every option but one, or the
     options; and ``cases`` where the row has its own number of synthetic cases, ``size`` its own
     slice size, ``modalities`` its own inputs, ``learning_rate`` its own learning rate,
-    ``lr_schedule`` its own learning-rate schedule and ``batch_size`` its own batch."""
+    ``lr_schedule`` its own learning-rate schedule, ``batch_size`` its own batch and
+    ``postprocess`` its own post-processing."""
     from bratslib.data.synth import SYNTH_OPTIONS
 
     missing = [k for k in SYNTH_OPTIONS if k not in options]
@@ -327,7 +335,8 @@ def describe(options: list[str], augment, normalize: str = "volume", cases: int 
             + (f"; inputs {', '.join(modalities)}" if modalities else "")
             + (f"; learning rate {learning_rate:g}" if learning_rate else "")
             + (f"; {lr_schedule} schedule" if lr_schedule else "")
-            + (f"; batches of {batch_size}" if batch_size else ""))
+            + (f"; batches of {batch_size}" if batch_size else "")
+            + ("; largest connected tumour kept" if postprocess == "largest" else ""))
 
 
 #: The dtype policies as the table names them.
@@ -360,8 +369,8 @@ def _per_seed(r: dict) -> str:
 
 def own_settings(row: dict) -> dict:
     """What the row's tokens set that :func:`describe` words: ``cases``, ``size``, ``modalities``,
-    ``learning_rate``, ``lr_schedule``, ``batch_size``."""
-    worded = ("cases", "size", "modalities", "learning_rate", "lr_schedule", "batch_size")
+    ``learning_rate``, ``lr_schedule``, ``batch_size``, ``postprocess``."""
+    worded = ("cases", "size", "modalities", "learning_rate", "lr_schedule", "batch_size", "postprocess")
     return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in worded}
 
 

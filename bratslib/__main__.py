@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bratslib.profiles import POSTPROCESSING
+
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from bratslib.data.synth import write_synthetic_dataset
@@ -85,18 +87,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     from bratslib.data.cases import BratsDataError
-    from bratslib.evaluate import predict_case
+    from bratslib.evaluate import predict_case, run_postprocess
     from bratslib.models import load_model
 
     model = load_model(run.model_path)
+    postprocess = args.postprocess or run_postprocess(run)
     try:
-        prediction = predict_case(model, args.case_dir, run.config["preprocessing"], cache_dir=args.cache_dir)
+        prediction = predict_case(model, args.case_dir, run.config["preprocessing"], cache_dir=args.cache_dir,
+                                  postprocess=postprocess)
         path = prediction.save(args.out)
     except (BratsDataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     counts = {int(k): int(n) for k, n in zip(*np.unique(prediction.labels, return_counts=True))}
-    print(f"{prediction.case_id}: wrote {path} (voxels per label: {counts})")
+    print(f"{prediction.case_id}: wrote {path} (voxels per label: {counts}; post-processing: {postprocess})")
     return 0
 
 
@@ -109,7 +113,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         run = _load_run(args.run)
         name = args.name or f"{Path(args.data_dir).resolve().name}-{args.split}"
         evaluation = evaluate_run(run, args.data_dir, split=args.split, name=name, cache_dir=args.cache_dir,
-                                  predictions_dir=args.save_predictions, progress=not args.quiet)
+                                  predictions_dir=args.save_predictions, progress=not args.quiet,
+                                  postprocess=args.postprocess)
     except (BratsDataError, FileNotFoundError, NoCasesFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -117,7 +122,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for key in ("dice_WT", "dice_TC", "dice_ET", "hd95_WT", "hd95_TC", "hd95_ET", "mean_iou", "accuracy"):
         s = evaluation.summary[key]
         rows.append((key, f"{s['mean']:.4f}", f"{s['std']:.4f}", f"{s['median']:.4f}", str(s["n"])))
-    print(f"{run.name} on {len(evaluation.per_case)} {args.split} case(s) of {args.data_dir}")
+    print(f"{run.name} on {len(evaluation.per_case)} {args.split} case(s) of {args.data_dir} "
+          f"(post-processing: {evaluation.info['postprocess']})")
     print(_format_table(("metric", "mean", "std", "median", "cases"), rows))
     print(f"pooled all-voxel Dice (background included): {evaluation.pooled_dice:.4f}")
     print(f"written to {run.path / 'evaluations'}")
@@ -198,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_dir", help="a case folder (with at least the run's modalities)")
     p.add_argument("out", help="the label map to write (.nii or .nii.gz)")
     p.add_argument("--cache-dir", help="preprocessed-array cache (default $BRATSLIB_CACHE or ~/.cache/bratslib)")
+    p.add_argument("--postprocess", choices=POSTPROCESSING,
+                   help="none: the network's most probable class; largest: keep the largest connected tumour "
+                   "(default: what the run was trained for, its config.json's postprocess)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a trained run on the labeled cases of a data folder")
@@ -207,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="name of the evaluation folder in RUN/evaluations (default: DATA-SPLIT)")
     p.add_argument("--save-predictions", metavar="DIR", help="also write each prediction as NIfTI into DIR")
     p.add_argument("--cache-dir", help="preprocessed-array cache (default $BRATSLIB_CACHE or ~/.cache/bratslib)")
+    p.add_argument("--postprocess", choices=POSTPROCESSING,
+                   help="none: the network's most probable class; largest: keep the largest connected tumour "
+                   "(default: what the run was trained for, its config.json's postprocess)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -9,6 +9,8 @@ module goes the whole way back:
 2. :func:`predict_case`: those probabilities resized back to the case's grid (linear
    interpolation of each class's probability, then the most probable class) and mapped to
    BraTS labels, with the case's affine, ready for :func:`~bratslib.data.cases.save_label_map`;
+   then, if the run says so, post-processed (:data:`POSTPROCESSING`: ``"largest"`` keeps the
+   largest connected tumour, :func:`keep_largest_tumour`);
 3. :func:`evaluate_cases`: the metrics of :func:`bratslib.metrics.case_scores` for each case
    against its ground truth, their summary across cases, and the pooled all-voxel Dice that
    Keras notebooks report (at the model's resolution, as they compute it);
@@ -29,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from bratslib.data.cache import CachedCase, PreprocessedCache, as_float32
 from bratslib.data.cases import load_case, save_label_map
 from bratslib.data.layout import CaseFiles, find_cases
 from bratslib.data.preprocess import one_hot, paste_box, resize_back, to_brats_labels
 from bratslib.metrics import PooledDice, case_scores, classification_metrics, summarise
+from bratslib.profiles import POSTPROCESSING
 from bratslib.registry import BASELINE_NAME
 from bratslib.results import Run
 
@@ -103,6 +107,53 @@ class Evaluation:
 PREDICT_BATCH = 64
 
 
+# ----------------------------------------------------------------------------- post-processing
+
+# What may be done to a predicted label map before it is saved or scored
+# (bratslib.profiles.POSTPROCESSING): "none" (the network's most probable class, as the report
+# scores it) or "largest" (keep_largest_tumour).  A run names its own in config.json
+# ("postprocess", from the profile's setting; a run without it: "none"), and prediction and
+# evaluation use it unless told otherwise.
+
+
+def keep_largest_tumour(labels: np.ndarray) -> np.ndarray:
+    """The label map with only its largest connected tumour: every tumour voxel (label > 0)
+    outside the largest 26-connected component of the whole tumour set to background.
+
+    Args:
+        labels: (x, y, z) BraTS labels {0, 1, 2, 4}, any integer dtype.
+
+    Returns:
+        A copy of the same dtype (the map itself when it holds at most one component, e.g. no
+        tumour at all).  Of two largest components of equal size, the first in scan order is
+        kept.
+
+    Most gliomas are one connected lesion, oedema included; a network trained on synthetic scans
+    also marks FLAIR-bright normal tissue (periventricular caps, small-vessel disease) away from
+    the tumour, and this removes those islands, and with them any enhancing tumour outside the
+    main lesion.  It also removes a second, separate focus of a multifocal glioma.
+    """
+    components, n = ndimage.label(labels > 0, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return labels
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return np.where(components == int(np.argmax(sizes)), labels, 0).astype(labels.dtype, copy=False)
+
+
+def postprocess_labels(labels: np.ndarray, postprocess: str = "none") -> np.ndarray:
+    """``labels`` after the post-processing ``postprocess`` (a name of :data:`POSTPROCESSING`)."""
+    if postprocess not in POSTPROCESSING:
+        raise ValueError(f"postprocess={postprocess!r}: use one of {', '.join(POSTPROCESSING)}")
+    return keep_largest_tumour(labels) if postprocess == "largest" else labels
+
+
+def run_postprocess(run: Run) -> str:
+    """The post-processing a run was trained for (``config.json``'s ``"postprocess"``; ``"none"``
+    for a run that names none, e.g. one trained before the setting existed)."""
+    return str(run.config.get("postprocess", "none"))
+
+
 def _not_a_predict_retracing_warning(record: logging.LogRecord) -> bool:
     message = record.getMessage()
     return not ("triggered tf.function retracing" in message and "make_predict_function" in message)
@@ -154,18 +205,20 @@ def _most_probable(probabilities: np.ndarray) -> np.ndarray:
     return index
 
 
-def _to_original_grid(probabilities: np.ndarray, cached: CachedCase) -> np.ndarray:
+def _to_original_grid(probabilities: np.ndarray, cached: CachedCase, postprocess: str = "none") -> np.ndarray:
     """BraTS labels on the case's grid from the model's class probabilities: resized back
-    (bilinear, before the argmax) onto the box the case was cropped to, or the whole grid."""
+    (bilinear, before the argmax) onto the box the case was cropped to, or the whole grid, then
+    post-processed (:func:`postprocess_labels`)."""
     shape, box = cached.meta["shape"], cached.meta.get("box")
     target = shape if box is None else [b - a for a, b in box]
     classes = resize_back(probabilities, target, order=1, slices_first=cached.mode == "2d")
-    labels = to_brats_labels(_most_probable(classes))
+    labels = postprocess_labels(to_brats_labels(_most_probable(classes)), postprocess)
     return labels if box is None else paste_box(labels, box, shape)
 
 
 def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapping[str, Any], *,
-                 cache_dir: str | os.PathLike | None = None, batch_size: int = PREDICT_BATCH) -> Prediction:
+                 cache_dir: str | os.PathLike | None = None, batch_size: int = PREDICT_BATCH,
+                 postprocess: str = "none") -> Prediction:
     """Predict one case folder (labeled or not) on its original grid.
 
     Args:
@@ -174,9 +227,11 @@ def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapp
         preprocessing: the run's ``config["preprocessing"]`` (modalities, size, mode,
             normalize, dtype), so the case is prepared exactly as in training.
         cache_dir: the preprocessed cache (default ``$BRATSLIB_CACHE``).
+        postprocess: a name of :data:`POSTPROCESSING`; a run's own is :func:`run_postprocess`.
     """
+    postprocess_labels(np.zeros((1, 1, 1), np.uint8), postprocess)  # an unknown name fails before the work
     cached = _cache(preprocessing, cache_dir).get(case)
-    labels = _to_original_grid(predict_probabilities(model, cached, batch_size), cached)
+    labels = _to_original_grid(predict_probabilities(model, cached, batch_size), cached, postprocess)
     return Prediction(cached.case_id, labels, np.asarray(cached.meta["affine"]), tuple(cached.meta["spacing"]))
 
 
@@ -206,6 +261,7 @@ def evaluate_cases(
     predictions_dir: str | os.PathLike | None = None,
     batch_size: int = PREDICT_BATCH,
     progress: bool = True,
+    postprocess: str = "none",
 ) -> Evaluation:
     """Predict and score labeled cases against their ground truth on the original grid.
 
@@ -216,6 +272,8 @@ def evaluate_cases(
         cases: labeled cases (a case without segmentation raises ValueError).
         preprocessing: the run's ``config["preprocessing"]``.
         predictions_dir: also write each prediction there as ``<case_id>_pred.nii.gz``.
+        postprocess: what is done to each predicted label map before it is scored (a name of
+            :data:`POSTPROCESSING`; a run's own is :func:`run_postprocess`).
 
     Also accumulates the pooled Dice of the softmax outputs against the one-hot labels over
     every voxel of every case at the model's resolution, background included, which is what
@@ -224,6 +282,7 @@ def evaluate_cases(
     unlabeled = [c.case_id for c in cases if not c.labeled]
     if unlabeled:
         raise ValueError(f"cannot evaluate cases without a segmentation: {', '.join(unlabeled[:5])}")
+    postprocess_labels(np.zeros((1, 1, 1), np.uint8), postprocess)  # an unknown name fails before the work
     cache = _cache(preprocessing, cache_dir)
     pooled = PooledDice()
     per_case = []
@@ -232,13 +291,14 @@ def evaluate_cases(
         cached = cache.get(files)
         probabilities = np.mean([predict_probabilities(m, cached, batch_size) for m in members], axis=0)
         pooled.update(one_hot(np.asarray(cached.labels), probabilities.shape[-1]), probabilities)
-        prediction = _to_original_grid(probabilities, cached)
+        prediction = _to_original_grid(probabilities, cached, postprocess)
         del probabilities
         truth = load_case(files, ("flair",)).seg
         per_case.append({"case_id": files.case_id, **case_scores(prediction, truth, tuple(cached.meta["spacing"]))})
         if predictions_dir is not None:
             save_label_map(Path(predictions_dir) / f"{files.case_id}_pred.nii.gz", prediction, np.asarray(cached.meta["affine"]))
-    return Evaluation(per_case, summarise([_scores(r) for r in per_case]), pooled.result())
+    return Evaluation(per_case, summarise([_scores(r) for r in per_case]), pooled.result(),
+                      info={"postprocess": postprocess})
 
 
 def _scores(row: Mapping[str, Any]) -> dict[str, float]:
@@ -288,6 +348,7 @@ def evaluate_run(
     cache_dir: str | os.PathLike | None = None,
     predictions_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    postprocess: str | None = None,
 ) -> Evaluation:
     """Evaluate a trained run on the cases of ``split`` and write the results into the run.
 
@@ -300,8 +361,16 @@ def evaluate_run(
 
     Args:
         model: the run's model if already loaded (else ``model.keras`` is loaded).
+        postprocess: a name of :data:`POSTPROCESSING`; None: the run's own
+            (:func:`run_postprocess`).  Another than the run's own is never its own result:
+            without a ``name`` it goes to ``evaluations/<split>-postprocess-<name>/``.
     """
     run = run if isinstance(run, Run) else Run(run)
+    own = run_postprocess(run)
+    postprocess = own if postprocess is None else postprocess
+    postprocess_labels(np.zeros((1, 1, 1), np.uint8), postprocess)  # an unknown name fails before the work
+    if name is None and postprocess != own:
+        name = f"{split}-postprocess-{postprocess}"
     if name is None and not run.finished:
         # a run stopped by a time limit: its best-so-far model is scored, but not as the run's
         # own result, which the finished run writes (the next session continues training)
@@ -317,11 +386,11 @@ def evaluate_run(
         model = load_model(run.model_path if run.finished else run.checkpoint_dir / run.state["best_checkpoint"])
     cases = run_cases(run, data_dir, split)
     evaluation = evaluate_cases(model, cases, run.config["preprocessing"], cache_dir=cache_dir,
-                                predictions_dir=predictions_dir, progress=progress)
+                                predictions_dir=predictions_dir, progress=progress, postprocess=postprocess)
     info = run.model_info
     evaluation.info = {"run": run.name, "split": split, "data_folder": str(Path(data_dir).expanduser().resolve()),
                        "model": info.get("name"), "parameters": info.get("parameters"),
-                       "encoder_weights": info.get("encoder_weights")}
+                       "encoder_weights": info.get("encoder_weights"), "postprocess": postprocess}
     run.write_evaluation(evaluation.to_json(), evaluation.per_case, name=name)
     return evaluation
 
@@ -336,8 +405,11 @@ def evaluate_ensemble(runs: Sequence[Run], data_dir: str | os.PathLike, *, model
         runs: runs trained with the same preprocessing (modalities, size, mode) on the same split.
         models: their models if already loaded (else each ``model.keras`` is loaded).
 
+    The ensemble's label maps are post-processed as the runs say (:func:`run_postprocess`).
+
     Raises:
-        ValueError: fewer than two runs, or runs that differ in preprocessing or split.
+        ValueError: fewer than two runs, or runs that differ in preprocessing, post-processing
+            or split.
     """
     if len(runs) < 2:
         raise ValueError("an ensemble needs at least two runs")
@@ -348,13 +420,17 @@ def evaluate_ensemble(runs: Sequence[Run], data_dir: str | os.PathLike, *, model
                              f"{run.config['preprocessing']} vs {preprocessing}")
         if run.split != runs[0].split:
             raise ValueError(f"{run.name} has another split of the cases than {runs[0].name}")
+        if run_postprocess(run) != run_postprocess(runs[0]):
+            raise ValueError(f"{run.name} is post-processed {run_postprocess(run)!r}, {runs[0].name} "
+                             f"{run_postprocess(runs[0])!r}")
     if models is None:
         from bratslib.models import load_model
 
         models = [load_model(run.model_path) for run in runs]
+    postprocess = run_postprocess(runs[0])
     evaluation = evaluate_cases(list(models), run_cases(runs[0], data_dir, split), preprocessing, cache_dir=cache_dir,
-                                progress=progress)
-    evaluation.info = {"ensemble": [run.name for run in runs], "split": split}
+                                progress=progress, postprocess=postprocess)
+    evaluation.info = {"ensemble": [run.name for run in runs], "split": split, "postprocess": postprocess}
     return evaluation
 
 

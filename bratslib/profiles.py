@@ -15,6 +15,11 @@ Every chapter has a ``profile`` parameter:
 ``normalize``: how each volume's intensities are scaled
 (:func:`bratslib.data.preprocess.normalize_intensity`), by default ``"volume"``.
 
+``postprocess``: what is done to a segmentation model's predicted label map before it is saved
+or scored (:data:`POSTPROCESSING`, :func:`bratslib.evaluate.postprocess_labels`): ``"none"`` in every profile, as the report
+scores its models; chapter 12 trains a U-Net for ``"largest"`` (keep the largest connected tumour).
+The run records it in ``config.json`` and its evaluations use it.
+
 ``crop``: the ``tiny`` and ``smoke`` profiles crop each case to the square around its brain
 before resizing (:func:`bratslib.data.preprocess.brain_box`: 128 pixels then span the brain,
 not the 240 mm field of view); ``full`` resizes the whole slice, as the report does.
@@ -33,6 +38,10 @@ from typing import Any
 #: halve the rate on a plateau, or warm up and decay along a cosine.
 LR_SCHEDULES = ("plateau", "cosine")
 
+#: What a segmentation profile's ``postprocess`` names (:func:`bratslib.evaluate.postprocess_labels`):
+#: the network's most probable class as it is, or only the largest connected tumour kept.
+POSTPROCESSING = ("none", "largest")
+
 #: Settings shared by the 2-D segmentation chapters (U-Net, Attention U-Net, ...).
 #:
 #: ``smoke`` is one training budget for every 2-D segmentation model: the same 20 training
@@ -48,17 +57,17 @@ _SEG2D: dict[str, dict[str, Any]] = {
     "tiny": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                  size=128, crop=True, epochs=2, batch_size=8,
                  samples_per_epoch=32, val_samples=16, foreground_fraction=0.5, learning_rate=1e-3,
-                 lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=2,
+                 lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=2, postprocess="none",
                  split=(0.7, 0.15, 0.15)),
     "smoke": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                   size=64, crop=True, epochs=16, batch_size=16,
                   samples_per_epoch=256, val_samples=128, foreground_fraction=0.6, learning_rate=2e-3,
-                  lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=6,
+                  lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=6, postprocess="none",
                   split=(0.5, 0.2, 0.3)),
     "full": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                  size=128, crop=False, epochs=50, batch_size=16,
                  samples_per_epoch=None, val_samples=None, foreground_fraction=None, learning_rate=1e-3,
-                 lr_schedule="plateau", augment=True, lr_patience=4, stop_patience=10, baseline_cases=40,
+                 lr_schedule="plateau", augment=True, lr_patience=4, stop_patience=10, baseline_cases=40, postprocess="none",
                  split=(0.7, 0.15, 0.15)),
 }
 #: The report feeds ResNet50 three channels: FLAIR, T1ce and a placeholder; the book uses T2.
@@ -74,7 +83,7 @@ _RESNET: dict[str, dict[str, Any]] = {
 #: report's input) under ``full`` and 64 x 64 under ``smoke`` as in the other chapters, half the
 #: slices of each training epoch with tumour, cross-entropy, best epoch by validation ROC AUC.
 _CLASSIFY: dict[str, dict[str, Any]] = {
-    name: {**{k: v for k, v in _SEG2D[name].items() if k != "baseline_cases"}, **_THREE_CHANNELS,
+    name: {**{k: v for k, v in _SEG2D[name].items() if k not in ("baseline_cases", "postprocess")}, **_THREE_CHANNELS,
            "n_classes": 2, "min_tumour_pixels": 20, "foreground_fraction": 0.5, **changes}
     for name, changes in {
         "tiny": dict(size=32),
@@ -174,6 +183,8 @@ def profile_settings(chapter: str, profile: str, **overrides: Any) -> dict[str, 
             if not isinstance(value, Mapping):
                 raise ValueError("model= takes a dict of the model's keyword arguments")
             settings["model"].update(value)
+        elif key == "postprocess" and value not in POSTPROCESSING:
+            raise ValueError(f"postprocess={value!r}: use one of {', '.join(POSTPROCESSING)}")
         else:
             settings[key] = value
     return settings

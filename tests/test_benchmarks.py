@@ -186,12 +186,13 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
 def test_bench_sim2real_words_what_a_row_sets():
     from benchmarks.bench_sim2real import describe, own_settings
 
-    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+sched=cosine+batch=8"}
+    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+sched=cosine+batch=8+post=largest"}
     # epochs: the training column's
-    assert own_settings(row) == {"learning_rate": 0.005, "cases": 80, "lr_schedule": "cosine", "batch_size": 8}
+    assert own_settings(row) == {"learning_rate": 0.005, "cases": 80, "lr_schedule": "cosine", "batch_size": 8,
+                                 "postprocess": "largest"}
     assert (describe(["artefacts", "glioma", "wmh"], False, "rank", **own_settings(row))
             == "artefacts, glioma, wmh; intensities normalised by rank; 80 cases; learning rate 0.005; cosine schedule; "
-               "batches of 8")
+               "batches of 8; largest connected tumour kept")
 
 
 def _real_dir():

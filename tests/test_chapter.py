@@ -164,6 +164,7 @@ def test_train_and_evaluate_takes_chapter_2s_steps_and_shows_them_in_order(tiny_
     assert [row["case_id"] for row in outcome.evaluation.per_case] == test_cases
     assert [row["case_id"] for row in outcome.baseline.per_case] == test_cases  # the baseline on the same cases
     assert outcome.label == "2D U-Net" and outcome.model is outcome.result.model and outcome.run.finished
+    assert outcome.run.config["postprocess"] == "none"  # the profile's, recorded for every evaluation of the run
 
     texts = [getattr(o, "data", None) if not isinstance(o, go.Figure) else "figure" for o in shown]
     settings = next(i for i, t in enumerate(texts) if isinstance(t, str) and t.startswith("| setting |"))

@@ -16,9 +16,12 @@ from bratslib.evaluate import (
     evaluate_baseline,
     evaluate_cases,
     evaluate_run,
+    keep_largest_tumour,
+    postprocess_labels,
     predict_case,
     predict_probabilities,
     run_cases,
+    run_postprocess,
 )
 from bratslib.metrics import dice
 from bratslib.models.unet2d import build_unet2d
@@ -117,6 +120,53 @@ def test_evaluate_cases_scores_the_oracle_near_perfect_and_pools_dice(tiny_datas
     assert (tmp_path / "pred" / f"{files[0].case_id}_pred.nii.gz").is_file()
 
 
+def test_keep_largest_tumour_keeps_the_largest_26_connected_lesion_with_its_labels():
+    labels = np.zeros((20, 20, 20), np.int16)
+    labels[2:8, 2:8, 2:8] = 2
+    labels[4:6, 4:6, 4:6] = 4
+    labels[3, 3, 3] = 1
+    labels[8, 8, 8] = 2  # touches the big lesion only at a corner: 26-connected, so kept
+    labels[14:17, 14:17, 14:17] = 4  # an island of enhancing tumour: removed
+    labels[14, 2, 2] = 2  # a one-voxel island: removed
+    kept = keep_largest_tumour(labels)
+    assert kept.dtype == labels.dtype and kept.shape == labels.shape
+    expected = labels.copy()
+    expected[14:17, 14:17, 14:17] = 0
+    expected[14, 2, 2] = 0
+    np.testing.assert_array_equal(kept, expected)
+    assert labels[15, 15, 15] == 4  # the input is not changed
+    empty = np.zeros((4, 4, 4), np.uint8)
+    assert keep_largest_tumour(empty) is empty
+    np.testing.assert_array_equal(postprocess_labels(labels, "none"), labels)
+    np.testing.assert_array_equal(postprocess_labels(labels, "largest"), expected)
+    with pytest.raises(ValueError, match="postprocess='biggest'"):
+        postprocess_labels(labels, "biggest")
+
+
+def test_evaluation_post_processes_the_predicted_map_and_says_so(tiny_dataset, tmp_path):
+    """An oracle that also marks oedema in a far corner of every slice: ``largest`` removes the
+    island and gives back the oracle's scores; ``none`` keeps it (lower Dice, larger HD95)."""
+    files = find_cases(tiny_dataset)[:1]
+    cached = PreprocessedCache(tmp_path, ["flair", "t1ce"], 32, "2d", "volume").get(files[0])
+
+    def with_island():
+        labels = np.array(cached.labels)
+        labels[:, 28:32, 28:32] = 2  # far from the tumour, in every slice
+        return OracleModel(labels)
+
+    scores = {post: evaluate_cases(with_island(), files, PREPROCESSING, cache_dir=tmp_path, progress=False, postprocess=post)
+              for post in ("none", "largest")}
+    oracle = evaluate_cases(OracleModel(cached.labels), files, PREPROCESSING, cache_dir=tmp_path, progress=False)
+    assert scores["largest"].mean("dice_WT") == pytest.approx(oracle.mean("dice_WT"))
+    assert scores["none"].mean("dice_WT") < oracle.mean("dice_WT") - 0.05
+    assert scores["none"].mean("hd95_WT") > scores["largest"].mean("hd95_WT")
+    assert scores["largest"].info["postprocess"] == "largest" and oracle.info["postprocess"] == "none"
+    prediction = predict_case(with_island(), files[0], PREPROCESSING, cache_dir=tmp_path, postprocess="largest")
+    assert prediction.labels[40:, 40:, :].max() == 0  # the corner island is gone on the original grid
+    with pytest.raises(ValueError, match="use one of none, largest"):
+        evaluate_cases(with_island(), files, PREPROCESSING, cache_dir=tmp_path, progress=False, postprocess="lcc")
+
+
 def test_predict_probabilities_of_a_real_model(trained_run, tiny_dataset):
     result, cache_dir = trained_run
     cached = PreprocessedCache(cache_dir, ["flair", "t1ce"], 32, "2d", "volume").get(find_cases(tiny_dataset)[0])
@@ -162,6 +212,18 @@ def test_evaluate_run_writes_once_and_reads_back(trained_run, tiny_dataset):
     assert [r["case_id"] for r in again.per_case] == run.split["test"]
 
 
+def test_evaluate_run_uses_the_runs_post_processing_and_keeps_another_apart(trained_run, tiny_dataset):
+    result, cache_dir = trained_run
+    run = result.run
+    assert run_postprocess(run) == "none"  # the run names none (a run of before the setting)
+    own = evaluate_run(run, tiny_dataset, model=result.model, cache_dir=cache_dir, progress=False)
+    assert own.info["postprocess"] == "none"
+    other = evaluate_run(run, tiny_dataset, model=result.model, cache_dir=cache_dir, progress=False, postprocess="largest")
+    assert other.info["postprocess"] == "largest"
+    saved = json.loads((run.path / "evaluations" / "test-postprocess-largest" / "metrics.json").read_text())
+    assert saved["postprocess"] == "largest" and json.loads((run.path / "metrics.json").read_text())["postprocess"] == "none"
+
+
 def test_run_cases_names_missing_cases(trained_run, tmp_path):
     run = trained_run[0].run
     write_tiny_case(tmp_path, "BraTS20_Training_099")
@@ -186,6 +248,14 @@ def test_cli_predict_and_evaluate(trained_run, tiny_dataset, tmp_path, capsys):
     assert len(json.loads((folder / "metrics.json").read_text())["summary"]) > 10
     assert main(["evaluate", str(result.run.path), str(tiny_dataset), "--split", "all", "--cache-dir", str(cache_dir), "-q"]) == 0
     assert (folder.parent / f"{tiny_dataset.name}-all-2").is_dir()  # never overwritten
+
+    assert main(["evaluate", str(result.run.path), str(tiny_dataset), "--split", "all", "--cache-dir", str(cache_dir), "-q",
+                 "--postprocess", "largest", "--name", "kept"]) == 0
+    assert "(post-processing: largest)" in capsys.readouterr().out
+    assert json.loads((folder.parent / "kept" / "metrics.json").read_text())["postprocess"] == "largest"
+    assert main(["predict", str(result.run.path), str(case.folder), str(out), "--cache-dir", str(cache_dir),
+                 "--postprocess", "largest"]) == 0
+    assert "post-processing: largest" in capsys.readouterr().out
 
     assert main(["predict", str(tmp_path), str(case.folder), str(out)]) == 1
     assert "not a bratslib run folder" in capsys.readouterr().err

@@ -62,6 +62,19 @@ def test_unknown_chapter_or_profile(args, match):
         profile_settings(*args)
 
 
+def test_segmentation_profiles_post_process_nothing_unless_told():
+    for chapter, profiles in PROFILES.items():
+        for name in profiles:
+            settings = profile_settings(chapter, name)
+            if settings.get("n_classes") == 2:  # slice classification: no label map to post-process
+                assert "postprocess" not in settings, chapter
+            else:
+                assert settings["postprocess"] == "none", (chapter, name)
+    assert profile_settings("unet2d", "smoke", postprocess="largest")["postprocess"] == "largest"
+    with pytest.raises(ValueError, match="postprocess='lcc': use one of none, largest"):
+        profile_settings("unet2d", "smoke", postprocess="lcc")
+
+
 def test_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="unknown setting 'epoch'"):
         profile_settings("unet2d", "smoke", epoch=3)
