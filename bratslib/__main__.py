@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="cases written at once, in worker processes (default: the CPU count); the bytes do not depend on it")
     p.add_argument("--options", help="the generator's options, comma-separated (contrast, artefacts, anatomy, glioma, "
-                   "sites, surface, faint, subtle, faint_oedema, wmh, faint_edge; 'none': the first generator); default: the "
+                   "sites, surface, faint, subtle, faint_oedema, wmh, faint_edge, leukoaraiosis; 'none': the first generator); default: the "
                    "synthetic default's")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)

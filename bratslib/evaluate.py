@@ -109,11 +109,18 @@ PREDICT_BATCH = 64
 
 # ----------------------------------------------------------------------------- post-processing
 
-# What may be done to a predicted label map before it is saved or scored
-# (bratslib.profiles.POSTPROCESSING): "none" (the network's most probable class, as the report
+# What may be done to a predicted label map before it is saved or scored is one of
+# bratslib.profiles.POSTPROCESSING: "none" (the network's most probable class, as the report
 # scores it) or "largest" (keep_largest_tumour).  A run names its own in config.json
 # ("postprocess", from the profile's setting; a run without it: "none"), and prediction and
 # evaluation use it unless told otherwise.
+
+
+def check_postprocess(postprocess: str) -> str:
+    """``postprocess`` if it names a post-processing of :data:`POSTPROCESSING`, else ValueError."""
+    if postprocess not in POSTPROCESSING:
+        raise ValueError(f"postprocess={postprocess!r}: use one of {', '.join(POSTPROCESSING)}")
+    return postprocess
 
 
 def keep_largest_tumour(labels: np.ndarray) -> np.ndarray:
@@ -143,9 +150,7 @@ def keep_largest_tumour(labels: np.ndarray) -> np.ndarray:
 
 def postprocess_labels(labels: np.ndarray, postprocess: str = "none") -> np.ndarray:
     """``labels`` after the post-processing ``postprocess`` (a name of :data:`POSTPROCESSING`)."""
-    if postprocess not in POSTPROCESSING:
-        raise ValueError(f"postprocess={postprocess!r}: use one of {', '.join(POSTPROCESSING)}")
-    return keep_largest_tumour(labels) if postprocess == "largest" else labels
+    return keep_largest_tumour(labels) if check_postprocess(postprocess) == "largest" else labels
 
 
 def run_postprocess(run: Run) -> str:
@@ -229,7 +234,7 @@ def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapp
         cache_dir: the preprocessed cache (default ``$BRATSLIB_CACHE``).
         postprocess: a name of :data:`POSTPROCESSING`; a run's own is :func:`run_postprocess`.
     """
-    postprocess_labels(np.zeros((1, 1, 1), np.uint8), postprocess)  # an unknown name fails before the work
+    check_postprocess(postprocess)  # an unknown name fails before the work
     cached = _cache(preprocessing, cache_dir).get(case)
     labels = _to_original_grid(predict_probabilities(model, cached, batch_size), cached, postprocess)
     return Prediction(cached.case_id, labels, np.asarray(cached.meta["affine"]), tuple(cached.meta["spacing"]))
@@ -282,7 +287,7 @@ def evaluate_cases(
     unlabeled = [c.case_id for c in cases if not c.labeled]
     if unlabeled:
         raise ValueError(f"cannot evaluate cases without a segmentation: {', '.join(unlabeled[:5])}")
-    postprocess_labels(np.zeros((1, 1, 1), np.uint8), postprocess)  # an unknown name fails before the work
+    check_postprocess(postprocess)  # an unknown name fails before the work
     cache = _cache(preprocessing, cache_dir)
     pooled = PooledDice()
     per_case = []
@@ -368,7 +373,7 @@ def evaluate_run(
     run = run if isinstance(run, Run) else Run(run)
     own = run_postprocess(run)
     postprocess = own if postprocess is None else postprocess
-    postprocess_labels(np.zeros((1, 1, 1), np.uint8), postprocess)  # an unknown name fails before the work
+    check_postprocess(postprocess)  # an unknown name fails before the work
     if name is None and postprocess != own:
         name = f"{split}-postprocess-{postprocess}"
     if name is None and not run.finished:

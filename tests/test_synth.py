@@ -533,6 +533,62 @@ def test_wmh_brighten_flair_outside_the_labels_and_leave_the_labels_alone(monkey
     assert np.median(some.images["t1ce"][core] / none.images["t1ce"][core]) < 1 + gains["t1ce"] / 3
 
 
+def test_leukoaraiosis_spreads_from_the_ventricles_lining_in_white_matter_and_half_the_cases_have_none():
+    """Option leukoaraiosis: half the cases without (an all-zero map, no draws); with it, strength 0..1,
+    confluent next to the ventricles' lining, fading with distance from it, only in white matter;
+    brighter on FLAIR and T2, darker on T1 / T1ce."""
+    from bratslib.data.synth import _draw_leukoaraiosis, _leukoaraiosis_map
+
+    draws = [_draw_leukoaraiosis(np.random.default_rng(k)) for k in range(300)]
+    assert 0.4 < np.mean([d["present"] for d in draws]) < 0.6
+    assert all(3 <= d["extent_mm"] <= 10 and 0.2 <= d["gain"]["flair"] <= 0.7 and d["gain"]["t1"] < 0 for d in draws)
+    grid = np.indices((64, 64, 64)).astype(np.float32) - 31.5
+    radius = np.sqrt((grid**2).sum(0))
+    wm = np.clip(28 - radius, 0, 1).astype(np.float32)  # a ball of white matter ...
+    wm[radius < 6] = 0  # ... around a ventricle
+    lining = np.clip(1 - (radius - 6) / 3, 0, 1).astype(np.float32) * (radius >= 6)
+    present = next(d for d in draws if d["present"])
+    maps = [_leukoaraiosis_map(np.random.default_rng(k), {"lining": lining, "wm": wm}, present) for k in range(8)]
+    for strength in maps:
+        assert strength.dtype == np.float32 and strength.min() >= 0 and strength.max() <= 1
+        assert not strength[wm == 0].any()
+    strength = np.mean(maps, axis=0)  # the patches averaged out over eight cases
+
+    def shell(r0, r1):
+        return strength[(radius >= r0) & (radius < r1)].mean()
+
+    assert shell(6, 8) > shell(14, 16) > shell(24, 26)  # fades away from the lining
+    assert shell(6, 8) > 0.4 and shell(24, 26) < 0.05
+    absent = {**present, "present": False}
+    rng = np.random.default_rng(0)
+    assert not _leukoaraiosis_map(rng, {"lining": lining, "wm": wm}, absent).any()
+    assert rng.random() == np.random.default_rng(0).random()  # nothing drawn for a case without it
+
+
+@pytest.mark.slow
+def test_leukoaraiosis_brightens_flair_around_the_ventricles_and_leaves_the_labels_alone(monkeypatch):
+    """One seed, the option forced on and its gains pinned at 0 or left as drawn: the same label map; FLAIR
+    brighter in unlabelled white matter, only brighter."""
+    import bratslib.data.synth as synth
+
+    drawn = synth._draw_leukoaraiosis
+
+    def case_with(scale):
+        def draw(rng):
+            out = drawn(rng)
+            return {**out, "present": True, "gain": {m: g * scale for m, g in out["gain"].items()}}
+        monkeypatch.setattr(synth, "_draw_leukoaraiosis", draw)
+        return synthesize_case(np.random.SeedSequence(SEED + 3).spawn(1)[0], options=("glioma", "leukoaraiosis"))
+
+    none, some = case_with(0.0), case_with(1.0)
+    gain = some.params["leukoaraiosis"]["gain"]["flair"]
+    np.testing.assert_array_equal(none.seg, some.seg)
+    unlabelled = (none.images["flair"] > 0) & (none.seg == 0)
+    ratio = some.images["flair"][unlabelled].astype(float) / none.images["flair"][unlabelled]
+    assert ratio.min() > 0.97 and np.sum(ratio > 1 + gain / 2) > 2000  # only brighter, in thousands of voxels
+    assert np.percentile(ratio, 99.99) < 1 + gain + 0.1  # by at most the drawn gain (noise aside)
+
+
 @pytest.mark.slow
 def test_faint_edge_moves_the_oedemas_signal_inside_its_label_and_nothing_else():
     """Option faint_edge draws nothing: the same labels and, away from the tumour, the same bytes (the
