@@ -89,12 +89,15 @@ class Evaluation:
 
     @classmethod
     def saved(cls, run: Run) -> Evaluation | None:
-        """The run's own evaluation as :meth:`to_json` wrote it (``metrics.json``, ``per_case.csv``), or None."""
+        """The run's own evaluation as :meth:`to_json` wrote it (``metrics.json``, ``per_case.csv``), or None.
+
+        An evaluation written before runs named a post-processing says none (``"postprocess":
+        "none"`` in its ``info``): nothing was post-processed then."""
         saved = run.metrics()
         if saved is None:
             return None
-        return cls(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")),
-                   {k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")})
+        info = {"postprocess": "none", **{k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")}}
+        return cls(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")), info)
 
 
 # ----------------------------------------------------------------------------- prediction

@@ -224,6 +224,19 @@ def test_evaluate_run_uses_the_runs_post_processing_and_keeps_another_apart(trai
     assert saved["postprocess"] == "largest" and json.loads((run.path / "metrics.json").read_text())["postprocess"] == "none"
 
 
+def test_an_evaluation_saved_before_post_processing_existed_reads_back_as_none(tiny_dataset, tmp_path):
+    from bratslib.evaluate import Evaluation
+    from bratslib.results import open_run
+
+    data = make_datasets(tiny_dataset, size=32, cache_dir=tmp_path / "cache", batch_size=4, progress=False)
+    run = open_run("old", {"preprocessing": PREPROCESSING}, {"kind": "synthetic"}, data.split, tmp_path / "results")
+    summary = {"dice_WT": {"mean": 0.5, "std": 0.0, "median": 0.5, "n": 1}}
+    run.write_evaluation({"run": "old", "split": "test", "n_cases": 1, "pooled_dice": 0.9, "summary": summary},
+                         [{"case_id": "BraTS20_Training_001", "dice_WT": 0.5}])
+    saved = Evaluation.saved(run)
+    assert saved.info["postprocess"] == "none" and saved.info["run"] == "old" and saved.mean("dice_WT") == 0.5
+
+
 def test_run_cases_names_missing_cases(trained_run, tmp_path):
     run = trained_run[0].run
     write_tiny_case(tmp_path, "BraTS20_Training_099")

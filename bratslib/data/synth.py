@@ -997,7 +997,7 @@ def synthesize_case(seed: int | np.random.SeedSequence, *, enhancing: bool | Non
         anatomy["surface"] = _surface_map(rng, anatomy["brain"], surface)
         look = {m: {**look[m], "surface_gain": surface["gain"][m]} for m in MODALITIES}
     wmh = _draw_wmh(rng) if opts["wmh"] else None
-    if wmh is not None:  # drawn last of all options: with it off, every other option's bytes stay
+    if wmh is not None:  # drawn after every option but leukoaraiosis: with it off, the others' bytes stay
         anatomy["wmh"] = _wmh_map(rng, anatomy, wmh)
         look = {m: {**look[m], "wmh_gain": wmh["gain"][m]} for m in MODALITIES}
     leukoaraiosis = _draw_leukoaraiosis(rng) if opts["leukoaraiosis"] else None
