@@ -38,7 +38,7 @@ from bratslib.data.cases import load_case, save_label_map
 from bratslib.data.layout import CaseFiles, find_cases
 from bratslib.data.preprocess import one_hot, paste_box, resize_back, to_brats_labels
 from bratslib.metrics import PooledDice, case_scores, classification_metrics, summarise
-from bratslib.profiles import POSTPROCESSING
+from bratslib.profiles import POSTPROCESSING, check_postprocess
 from bratslib.registry import BASELINE_NAME
 from bratslib.results import Run
 
@@ -113,17 +113,10 @@ PREDICT_BATCH = 64
 # ----------------------------------------------------------------------------- post-processing
 
 # What may be done to a predicted label map before it is saved or scored is one of
-# bratslib.profiles.POSTPROCESSING: "none" (the network's most probable class, as the report
-# scores it) or "largest" (keep_largest_tumour).  A run names its own in config.json
-# ("postprocess", from the profile's setting; a run without it: "none"), and prediction and
-# evaluation use it unless told otherwise.
-
-
-def check_postprocess(postprocess: str) -> str:
-    """``postprocess`` if it names a post-processing of :data:`POSTPROCESSING`, else ValueError."""
-    if postprocess not in POSTPROCESSING:
-        raise ValueError(f"postprocess={postprocess!r}: use one of {', '.join(POSTPROCESSING)}")
-    return postprocess
+# bratslib.profiles.POSTPROCESSING (checked by check_postprocess): "none" (the network's most
+# probable class, as the report scores it) or "largest" (keep_largest_tumour).  A run names its
+# own in config.json ("postprocess", from the profile's setting; a run without it: "none"), and
+# prediction and evaluation use it unless told otherwise.
 
 
 def keep_largest_tumour(labels: np.ndarray) -> np.ndarray:

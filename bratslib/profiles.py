@@ -42,6 +42,13 @@ LR_SCHEDULES = ("plateau", "cosine")
 #: the network's most probable class as it is, or only the largest connected tumour kept.
 POSTPROCESSING = ("none", "largest")
 
+
+def check_postprocess(postprocess: str) -> str:
+    """``postprocess`` if it names one of :data:`POSTPROCESSING`, else ValueError."""
+    if postprocess not in POSTPROCESSING:
+        raise ValueError(f"postprocess={postprocess!r}: use one of {', '.join(POSTPROCESSING)}")
+    return postprocess
+
 #: Settings shared by the 2-D segmentation chapters (U-Net, Attention U-Net, ...).
 #:
 #: ``smoke`` is one training budget for every 2-D segmentation model: the same 20 training
@@ -57,17 +64,20 @@ _SEG2D: dict[str, dict[str, Any]] = {
     "tiny": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                  size=128, crop=True, epochs=2, batch_size=8,
                  samples_per_epoch=32, val_samples=16, foreground_fraction=0.5, learning_rate=1e-3,
-                 lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=2, postprocess="none",
+                 lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=2,
+                 postprocess="none",
                  split=(0.7, 0.15, 0.15)),
     "smoke": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                   size=64, crop=True, epochs=16, batch_size=16,
                   samples_per_epoch=256, val_samples=128, foreground_fraction=0.6, learning_rate=2e-3,
-                  lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=6, postprocess="none",
+                  lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=6,
+                  postprocess="none",
                   split=(0.5, 0.2, 0.3)),
     "full": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                  size=128, crop=False, epochs=50, batch_size=16,
                  samples_per_epoch=None, val_samples=None, foreground_fraction=None, learning_rate=1e-3,
-                 lr_schedule="plateau", augment=True, lr_patience=4, stop_patience=10, baseline_cases=40, postprocess="none",
+                 lr_schedule="plateau", augment=True, lr_patience=4, stop_patience=10, baseline_cases=40,
+                 postprocess="none",
                  split=(0.7, 0.15, 0.15)),
 }
 #: The report feeds ResNet50 three channels: FLAIR, T1ce and a placeholder; the book uses T2.
@@ -183,10 +193,8 @@ def profile_settings(chapter: str, profile: str, **overrides: Any) -> dict[str, 
             if not isinstance(value, Mapping):
                 raise ValueError("model= takes a dict of the model's keyword arguments")
             settings["model"].update(value)
-        elif key == "postprocess" and value not in POSTPROCESSING:
-            raise ValueError(f"postprocess={value!r}: use one of {', '.join(POSTPROCESSING)}")
         else:
-            settings[key] = value
+            settings[key] = check_postprocess(value) if key == "postprocess" else value
     return settings
 
 
