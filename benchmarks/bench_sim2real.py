@@ -83,7 +83,8 @@ def default_real_dir() -> Path | None:
 #: Variant tokens ``name=N`` (a positive whole number) and the setting each sets: the profile's
 #: ``epochs``, ``size`` (the slices' side in pixels) and ``batch_size`` (token ``batch``), and
 #: ``cases``, the row's number of synthetic cases.
-COUNT_TOKENS = {"epochs": "epochs", "size": "size", "batch": "batch_size", "cases": "cases"}
+COUNT_TOKENS = {"epochs": "epochs", "size": "size", "batch": "batch_size", "cases": "cases",
+                "patience": "stop_patience", "lrpatience": "lr_patience"}
 
 
 def _positive_number(text: str) -> bool:
@@ -97,10 +98,11 @@ def _positive_number(text: str) -> bool:
 def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, object]]:
     """``(generator options, profile overrides)`` of a variant name; options None: the default's;
     overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``batch_size`` (token ``batch=``),
-    ``modalities`` (token ``inputs=``), ``learning_rate`` (token ``lr=``) and ``lr_schedule`` (token
-    ``sched=``) and ``postprocess`` (token ``post=``) where the variant sets them (else the
-    profile's), and ``cases`` (the row's number
-    of synthetic cases, else ``--cases``)."""
+    ``modalities`` (token ``inputs=``), ``learning_rate`` (token ``lr=``), ``lr_schedule`` (token
+    ``sched=``), ``stop_patience`` (token ``patience=``: epochs without progress before training
+    stops), ``lr_patience`` (token ``lrpatience=``: before the plateau schedule halves the rate)
+    and ``postprocess`` (token ``post=``) where the variant sets them (else the profile's), and
+    ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options
@@ -317,12 +319,14 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
 def describe(options: list[str], augment, normalize: str = "volume", cases: int | None = None,
              size: int | None = None, modalities: tuple[str, ...] | None = None,
              learning_rate: float | None = None, lr_schedule: str | None = None,
-             batch_size: int | None = None, postprocess: str | None = None) -> str:
+             batch_size: int | None = None, postprocess: str | None = None,
+             stop_patience: int | None = None, lr_patience: int | None = None) -> str:
     """What a row changes, in words: the first generator, every option, every option but one, or the
     options; and ``cases`` where the row has its own number of synthetic cases, ``size`` its own
     slice size, ``modalities`` its own inputs, ``learning_rate`` its own learning rate,
-    ``lr_schedule`` its own learning-rate schedule, ``batch_size`` its own batch and
-    ``postprocess`` its own post-processing."""
+    ``lr_schedule`` its own learning-rate schedule, ``batch_size`` its own batch,
+    ``lr_patience`` and ``stop_patience`` their own patience and ``postprocess`` its own
+    post-processing."""
     from bratslib.data.synth import SYNTH_OPTIONS
 
     missing = [k for k in SYNTH_OPTIONS if k not in options]
@@ -336,6 +340,8 @@ def describe(options: list[str], augment, normalize: str = "volume", cases: int 
             + (f"; learning rate {learning_rate:g}" if learning_rate else "")
             + (f"; {lr_schedule} schedule" if lr_schedule else "")
             + (f"; batches of {batch_size}" if batch_size else "")
+            + (f"; rate halved after {lr_patience} epochs without progress" if lr_patience else "")
+            + (f"; stops after {stop_patience} epochs without progress" if stop_patience else "")
             + ("; largest connected tumour kept" if postprocess == "largest" else ""))
 
 
@@ -369,8 +375,10 @@ def _per_seed(r: dict) -> str:
 
 def own_settings(row: dict) -> dict:
     """What the row's tokens set that :func:`describe` words: ``cases``, ``size``, ``modalities``,
-    ``learning_rate``, ``lr_schedule``, ``batch_size``, ``postprocess``."""
-    worded = ("cases", "size", "modalities", "learning_rate", "lr_schedule", "batch_size", "postprocess")
+    ``learning_rate``, ``lr_schedule``, ``batch_size``, ``lr_patience``, ``stop_patience``,
+    ``postprocess``."""
+    worded = ("cases", "size", "modalities", "learning_rate", "lr_schedule", "batch_size", "lr_patience",
+              "stop_patience", "postprocess")
     return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in worded}
 
 

@@ -175,6 +175,9 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
             parse_variant(f"default+{bad}")
     assert parse_variant("default+sched=cosine") == (None, {"lr_schedule": "cosine"})
     assert parse_variant("default+batch=8") == (None, {"batch_size": 8})
+    assert parse_variant("default+patience=24+lrpatience=9") == (None, {"stop_patience": 24, "lr_patience": 9})
+    with pytest.raises(ValueError, match="patience=<N>"):
+        parse_variant("default+patience=-1")
     with pytest.raises(ValueError, match="batch=<N>"):
         parse_variant("default+batch=0")
     with pytest.raises(ValueError, match=r"sched=<plateau\|cosine>"):
@@ -186,13 +189,15 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
 def test_bench_sim2real_words_what_a_row_sets():
     from benchmarks.bench_sim2real import describe, own_settings
 
-    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+sched=cosine+batch=8+post=largest"}
+    row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+sched=cosine+batch=8+post=largest"
+                      "+lrpatience=9+patience=24"}
     # epochs: the training column's
     assert own_settings(row) == {"learning_rate": 0.005, "cases": 80, "lr_schedule": "cosine", "batch_size": 8,
-                                 "postprocess": "largest"}
+                                 "postprocess": "largest", "lr_patience": 9, "stop_patience": 24}
     assert (describe(["artefacts", "glioma", "wmh"], False, "rank", **own_settings(row))
             == "artefacts, glioma, wmh; intensities normalised by rank; 80 cases; learning rate 0.005; cosine schedule; "
-               "batches of 8; largest connected tumour kept")
+               "batches of 8; rate halved after 9 epochs without progress; stops after 24 epochs without progress; "
+               "largest connected tumour kept")
 
 
 def _real_dir():
