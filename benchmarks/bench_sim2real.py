@@ -281,10 +281,10 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
 
 
 def _triple(scores: dict | None, metric: str = "dice", digits: int = 2) -> str:
-    if not scores:
-        return ""
-    values = [scores["mean"][f"{metric}_{r}"] for r in REGIONS]
-    return " / ".join("-" if not np.isfinite(v) else f"{v:.{digits}f}" if metric == "dice" else f"{v:.0f}" for v in values)
+    """``0.55 / 0.42 / 0.04``: the mean ``metric`` of WT / TC / ET of a row's scores, as the book prints them."""
+    from bratslib.comparison import region_triple
+
+    return region_triple(scores["mean"], metric, digits) if scores else ""
 
 
 def _with_hd95(scores: dict | None) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from bratslib.claims import COMPOSITE_DICE, reproduced_values
+from bratslib.labels import REGIONS
 from bratslib.registry import BASELINE_NAME, MODELS, model_label
 from bratslib.results import DATA_KEYS, Run, find_runs
 
@@ -217,6 +218,43 @@ def metric_name(key: str) -> str:
     """A per-case metric's key as the tables and sentences print it: ``"dice_TC"`` -> ``"Dice TC"``,
     ``"hd95_WT"`` -> ``"HD95 WT"``, ``"mean_iou"`` -> ``"mean iou"``."""
     return key.replace("dice_", "Dice ").replace("hd95_", "HD95 ").replace("_", " ")
+
+
+#: The BraTS regions in the order the book prints them.
+REGION_ORDER: tuple[str, ...] = tuple(REGIONS)
+
+
+def _region_value(scores: Any, key: str) -> float:
+    """``scores[key]``, or ``scores.mean(key)`` for an evaluation (:class:`bratslib.evaluate.Evaluation`)."""
+    return float(scores[key] if isinstance(scores, Mapping) else scores.mean(key))
+
+
+def region_triple(scores: Any, metric: str = "dice", digits: int = 2) -> str:
+    """``"0.82 / 0.63 / 0.86"``: ``metric`` of WT / TC / ET to ``digits`` decimals, as the book's
+    tables print them; ``"-"`` for a value that is not finite (an HD95 of an empty region).
+
+    ``scores``: a mapping with the keys ``<metric>_WT``, ``<metric>_TC``, ``<metric>_ET`` (one
+    case of an evaluation's ``per_case``, or means), or an evaluation, whose means are used."""
+    values = [_region_value(scores, f"{metric}_{r}") for r in REGION_ORDER]
+    return " / ".join(f"{v:.{digits}f}" if np.isfinite(v) else "-" for v in values)
+
+
+def regions_compared(new: Any, old: Any, metric: str = "dice", digits: int = 2) -> dict[str, list[str]]:
+    """Which regions ``new`` is above, below and level with ``old`` in, ``{"above": [...],
+    "below": [...], "level": [...]}``, compared as printed: both rounded to ``digits`` decimals
+    first, so that a sentence never calls two equal printed numbers different.  ``new``, ``old``:
+    as :func:`region_triple` reads them."""
+    placed: dict[str, list[str]] = {"above": [], "below": [], "level": []}
+    for r in REGION_ORDER:
+        a, b = (round(_region_value(x, f"{metric}_{r}"), digits) for x in (new, old))
+        placed["above" if a > b else "below" if a < b else "level"].append(r)
+    return placed
+
+
+def regions_against(new: Any, old: Any, metric: str = "dice", digits: int = 2) -> str:
+    """:func:`regions_compared` in words: ``"above in WT, TC, below in ET"``."""
+    return ", ".join(f"{where} in {', '.join(regions)}" for where, regions in regions_compared(new, old, metric, digits).items()
+                     if regions)
 
 
 def comparisons_verdict(rows: Sequence[Mapping[str, Any]], alpha: float = 0.05) -> str:

@@ -7,7 +7,7 @@ import pytest
 
 from bratslib.comparison import (
     bootstrap_ci, claim_table, collect_replicates, collect_runs, comparisons_verdict, holm, paired_comparison,
-    pairwise_comparisons, smallest_wilcoxon_p,
+    pairwise_comparisons, region_triple, regions_against, regions_compared, smallest_wilcoxon_p,
 )
 from bratslib.metrics import case_scores, summarise
 from bratslib.results import open_run
@@ -32,6 +32,24 @@ def _finished_run(root, model, shifts, data=DATA, profile="smoke", name=None, co
     run.write_evaluation({"summary": summarise([{k: v for k, v in r.items() if k != "case_id"} for r in rows]),
                           "pooled_dice": 0.95}, rows)
     return run
+
+
+def test_region_triples_are_printed_and_compared_as_the_tables_show_them():
+    new = {"dice_WT": 0.8049, "dice_TC": 0.631, "dice_ET": 0.2, "hd95_WT": 7.6, "hd95_TC": float("nan"), "hd95_ET": 373.13}
+    old = {"dice_WT": 0.7951, "dice_TC": 0.50, "dice_ET": 0.86}
+    assert region_triple(new) == "0.80 / 0.63 / 0.20"
+    assert region_triple(new, "hd95", 0) == "8 / - / 373"
+
+    class Means:  # an evaluation: means through .mean(key)
+        def mean(self, key):
+            return old[key]
+
+    assert region_triple(Means(), digits=3) == "0.795 / 0.500 / 0.860"
+    # 0.8049 and 0.7951 both print as 0.80: level, not above
+    assert regions_compared(new, Means()) == {"above": ["TC"], "below": ["ET"], "level": ["WT"]}
+    assert regions_against(new, old) == "above in TC, below in ET, level in WT"
+    assert regions_against(new, old, digits=3) == "above in WT, TC, below in ET"
+    assert regions_against(old, old) == "level in WT, TC, ET"
 
 
 def test_collect_runs_keeps_finished_runs_of_this_data_and_profile(tmp_path):
