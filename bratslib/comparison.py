@@ -220,10 +220,6 @@ def metric_name(key: str) -> str:
     return key.replace("dice_", "Dice ").replace("hd95_", "HD95 ").replace("_", " ")
 
 
-#: The BraTS regions in the order the book prints them.
-REGION_ORDER: tuple[str, ...] = tuple(REGIONS)
-
-
 def _region_value(scores: Any, key: str) -> float:
     """``scores[key]``, or ``scores.mean(key)`` for an evaluation (:class:`bratslib.evaluate.Evaluation`)."""
     return float(scores[key] if isinstance(scores, Mapping) else scores.mean(key))
@@ -235,7 +231,7 @@ def region_triple(scores: Any, metric: str = "dice", digits: int = 2) -> str:
 
     ``scores``: a mapping with the keys ``<metric>_WT``, ``<metric>_TC``, ``<metric>_ET`` (one
     case of an evaluation's ``per_case``, or means), or an evaluation, whose means are used."""
-    values = [_region_value(scores, f"{metric}_{r}") for r in REGION_ORDER]
+    values = [_region_value(scores, f"{metric}_{r}") for r in REGIONS]
     return " / ".join(f"{v:.{digits}f}" if np.isfinite(v) else "-" for v in values)
 
 
@@ -245,7 +241,7 @@ def regions_compared(new: Any, old: Any, metric: str = "dice", digits: int = 2) 
     first, so that a sentence never calls two equal printed numbers different.  ``new``, ``old``:
     as :func:`region_triple` reads them."""
     placed: dict[str, list[str]] = {"above": [], "below": [], "level": []}
-    for r in REGION_ORDER:
+    for r in REGIONS:  # WT, TC, ET
         a, b = (round(_region_value(x, f"{metric}_{r}"), digits) for x in (new, old))
         placed["above" if a > b else "below" if a < b else "level"].append(r)
     return placed
