@@ -324,3 +324,17 @@ def test_a_report_drawn_again_from_its_json_keeps_its_command_and_notes(tmp_path
     assert "| default | 0.6 |" in text and "| old table |" not in text
     assert "Read the last column with care." in text and "bench_x.py --all" in text
     assert json.loads(js.read_text())["measured"] == report["measured"]
+
+
+def test_bench_sim2real_counts_the_seeds_at_the_goal_as_printed():
+    from benchmarks.bench_sim2real import _per_seed, at_goal
+
+    def real(wt, tc, et):
+        return {"mean": {"dice_WT": wt, "dice_TC": tc, "dice_ET": et}}
+
+    assert at_goal(real(0.80, 0.50, 0.50)) and at_goal(real(0.796, 0.4951, 1.0))  # 0.80 / 0.50 / 1.00 as printed
+    assert not at_goal(real(0.794, 0.9, 0.9)) and not at_goal(real(0.9, 0.9, 0.49))
+    row = {"runs": [{"train_seed": 3, "real": real(0.84, 0.33, 0.81)}, {"train_seed": 4, "real": real(0.82, 0.65, 0.82)}],
+           "real_ensemble": real(0.84, 0.56, 0.83)}
+    assert _per_seed(row) == ("seed 3: 0.84 / 0.33 / 0.81; seed 4: 0.82 / 0.65 / 0.82; at the goal: 1 of 2; "
+                              "all 2 as one: 0.84 / 0.56 / 0.83")
