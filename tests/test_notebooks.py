@@ -59,6 +59,8 @@ FIXED_NUMBERS = {
     "10.7937": "a DOI prefix",
     "2.0": "the Apache licence's version",
     "3.0": "the CC BY licence's version",
+    "0.80": "the real-scan goal's whole-tumour Dice (benchmarks/bench_sim2real.py GOAL)",
+    "0.50": "the real-scan goal's tumour-core and enhancing-tumour Dice (benchmarks/bench_sim2real.py GOAL)",
 }
 
 
@@ -79,6 +81,12 @@ def _claimed_values() -> list[float]:
 
     walk(yaml.safe_load((ROOT / "bratslib" / "claims.yml").read_text()))
     return values
+
+
+def test_the_goal_in_the_prose_is_the_benchmark_s():
+    from benchmarks.bench_sim2real import GOAL
+
+    assert {f"{v:.2f}" for v in GOAL.values()} == {"0.80", "0.50"} <= set(FIXED_NUMBERS)
 
 
 def test_the_prose_states_no_measured_number():
