@@ -71,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import (machine_summary, markdown_table, print_row, rerender, rounded, run_row,  # noqa: E402
                                write_report)
 
+from bratslib.comparison import region_triple  # noqa: E402
 from bratslib.data.source import SYNTHETIC_CASES  # noqa: E402
 from bratslib.real import REGIONS, algorithms_agreement, real_cases, real_data_dir  # noqa: E402
 
@@ -283,8 +284,6 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
 
 def _triple(scores: dict | None, metric: str = "dice", digits: int = 2) -> str:
     """``0.55 / 0.42 / 0.04``: the mean ``metric`` of WT / TC / ET of a row's scores, as the book prints them."""
-    from bratslib.comparison import region_triple
-
     return region_triple(scores["mean"], metric, digits) if scores else ""
 
 
@@ -308,12 +307,8 @@ def _per_case(scores: dict | None, probe: dict | None = None) -> str:
     if not scores:
         return ""
     probed = {row["case_id"]: row for row in probe["per_case"]} if probe else {}
-
-    def triple(row):
-        return _triple({"mean": row})
-
-    return "; ".join(f"{row['case_id'].rsplit('_', 1)[-1]}: {triple(row)}"
-                     + (f" (brighter: {triple(probed[row['case_id']])})" if row["case_id"] in probed else "")
+    return "; ".join(f"{row['case_id'].rsplit('_', 1)[-1]}: {region_triple(row)}"
+                     + (f" (brighter: {region_triple(probed[row['case_id']])})" if row["case_id"] in probed else "")
                      for row in scores["per_case"])
 
 
