@@ -50,7 +50,9 @@ a row lacks, or slices?); ``+size=128`` trains on 128 x 128 slices, the report's
 smoke profile's 64 x 64 (is a thin enhancing rim lost at 2.5 mm per pixel?);
 ``+inputs=flair,t1,t1ce,t2`` feeds the U-Net those modalities, not the report's FLAIR and T1ce;
 ``+post=largest`` keeps only the largest connected tumour of each prediction (the profile's
-``postprocess``, :func:`bratslib.evaluate.keep_largest_tumour`), on the synthetic and the real scans.
+``postprocess``, :func:`bratslib.evaluate.keep_largest_tumour`), on the synthetic and the real scans;
+``+mirror`` predicts with test-time mirroring (the profile's ``mirror``: each prediction the mean
+over the slices and their mirror images, :func:`bratslib.evaluate.predict_probabilities`).
 ``--out DIR`` writes ``DIR/bench_sim2real.{md,json}``.
 """
 
@@ -103,7 +105,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
     ``modalities`` (token ``inputs=``), ``learning_rate`` (token ``lr=``), ``lr_schedule`` (token
     ``sched=``), ``stop_patience`` (token ``patience=``: epochs without progress before training
     stops), ``lr_patience`` (token ``lrpatience=``: before the plateau schedule halves the rate)
-    and ``postprocess`` (token ``post=``) where the variant sets them (else the profile's), and
+    ``postprocess`` (token ``post=``) and ``mirror`` (token ``mirror``) where the variant sets them (else the profile's), and
     ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
@@ -141,6 +143,8 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             overrides["lr_schedule"] = value
         elif key == "post" and value in POSTPROCESSING:
             overrides["postprocess"] = value
+        elif token == "mirror":
+            overrides["mirror"] = True
         elif token.startswith("no") and token[2:] in SYNTH_OPTIONS:
             options = {**(options or {}), token[2:]: False}
         elif token in SYNTH_OPTIONS:
@@ -149,7 +153,7 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
             raise ValueError(f"unknown variant token {token!r} in {variant!r}: use v1, default, "
                              f"{', '.join(SYNTH_OPTIONS)}, no<option>, augment[=preset], noaugment, "
                              f"norm=<{'|'.join(NORMALIZATIONS)}>, inputs=<modality,...>, lr=<rate>, "
-                             f"sched=<{'|'.join(LR_SCHEDULES)}>, post=<{'|'.join(POSTPROCESSING)}> or "
+                             f"sched=<{'|'.join(LR_SCHEDULES)}>, post=<{'|'.join(POSTPROCESSING)}>, mirror or "
                              f"{', '.join(f'{k}=<N>' for k in COUNT_TOKENS)}")
     return options, overrides
 
@@ -231,7 +235,7 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
     scans (their class probabilities averaged; None with one seed)."""
     from bratslib.chapter import ChapterSetup
     from bratslib.data.synth import GENERATOR_VERSION, options_name, synth_options, write_synthetic_dataset
-    from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases, run_postprocess
+    from bratslib.evaluate import evaluate_cases, evaluate_run, run_cases, run_mirror, run_postprocess
     from bratslib.models.unet2d import build_unet2d
 
     options, overrides = parse_variant(variant)
@@ -256,12 +260,13 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
         result = setup.train(build_unet2d, datasets, results_dir=work / f"results-seed{train_seed}", verbose=0)
         train_s = time.perf_counter() - start
         synthetic = evaluate_run(result.run, root, model=result.model, cache_dir=cache_dir, progress=False)
-        post = run_postprocess(result.run)
+        post, mirror = run_postprocess(result.run), run_mirror(result.run)
         real = evaluate_cases(result.model, real_cases(real_dir), result.run.config["preprocessing"],
-                              cache_dir=cache_dir, progress=False, postprocess=post)
+                              cache_dir=cache_dir, progress=False, postprocess=post, mirror=mirror)
         # the copies keep the real case ids: a cache of their own
         conspicuous = evaluate_cases(result.model, probe, result.run.config["preprocessing"],
-                                     cache_dir=work / "cache-conspicuous", progress=False, postprocess=post)
+                                     cache_dir=work / "cache-conspicuous", progress=False, postprocess=post,
+                                     mirror=mirror)
         runs.append({"train_seed": train_seed, "train_s": train_s, "epochs": result.trained_epochs,
                      "precision": result.run.config["training"].get("precision"),
                      "best_epoch": result.best_epoch, "synthetic": _scores(synthetic),
@@ -270,10 +275,11 @@ def run_variant(variant: str, cases: int, seed: int, data_dir: Path, real_dir: P
         models.append(result.model)
     # the seeds' models as one: class probabilities averaged (bratslib.evaluate.evaluate_cases)
     ensemble = (_scores(evaluate_cases(models, real_cases(real_dir), result.run.config["preprocessing"],
-                                       cache_dir=cache_dir, progress=False, postprocess=post))
+                                       cache_dir=cache_dir, progress=False, postprocess=post, mirror=mirror))
                 if len(models) > 1 else None)
     return {"variant": variant, "generator_version": GENERATOR_VERSION, "options": on, "augment": setup.settings["augment"],
-            "normalize": setup.settings["normalize"], "postprocess": setup.settings["postprocess"], "cases": cases,
+            "normalize": setup.settings["normalize"], "postprocess": setup.settings["postprocess"],
+            "mirror": setup.settings["mirror"], "cases": cases,
             "seconds_per_case": per_case_s, "train_seeds": [r["train_seed"] for r in runs],
             "train_s": float(np.mean([r["train_s"] for r in runs])),
             "epochs": runs[0]["epochs"], "best_epoch": runs[0]["best_epoch"],  # the first seed's; each run has its own
@@ -316,13 +322,13 @@ def describe(options: list[str], augment, normalize: str = "volume", cases: int 
              size: int | None = None, modalities: tuple[str, ...] | None = None,
              learning_rate: float | None = None, lr_schedule: str | None = None,
              batch_size: int | None = None, postprocess: str | None = None,
-             stop_patience: int | None = None, lr_patience: int | None = None) -> str:
+             stop_patience: int | None = None, lr_patience: int | None = None, mirror: bool = False) -> str:
     """What a row changes, in words: the first generator, every option, every option but one, or the
     options; and ``cases`` where the row has its own number of synthetic cases, ``size`` its own
     slice size, ``modalities`` its own inputs, ``learning_rate`` its own learning rate,
     ``lr_schedule`` its own learning-rate schedule, ``batch_size`` its own batch,
-    ``lr_patience`` and ``stop_patience`` their own patience and ``postprocess`` its own
-    post-processing."""
+    ``lr_patience`` and ``stop_patience`` their own patience, ``postprocess`` its own
+    post-processing and ``mirror`` test-time mirroring."""
     from bratslib.data.synth import SYNTH_OPTIONS
 
     missing = [k for k in SYNTH_OPTIONS if k not in options]
@@ -338,7 +344,8 @@ def describe(options: list[str], augment, normalize: str = "volume", cases: int 
             + (f"; batches of {batch_size}" if batch_size else "")
             + (f"; rate halved after {lr_patience} epochs without progress" if lr_patience else "")
             + (f"; stops after {stop_patience} epochs without progress" if stop_patience else "")
-            + ("; largest connected tumour kept" if postprocess == "largest" else ""))
+            + ("; largest connected tumour kept" if postprocess == "largest" else "")
+            + ("; mirrored at test time" if mirror else ""))
 
 
 #: The dtype policies as the table names them.
@@ -387,9 +394,9 @@ def _per_seed(r: dict) -> str:
 def own_settings(row: dict) -> dict:
     """What the row's tokens set that :func:`describe` words: ``cases``, ``size``, ``modalities``,
     ``learning_rate``, ``lr_schedule``, ``batch_size``, ``lr_patience``, ``stop_patience``,
-    ``postprocess``."""
+    ``postprocess``, ``mirror``."""
     worded = ("cases", "size", "modalities", "learning_rate", "lr_schedule", "batch_size", "lr_patience",
-              "stop_patience", "postprocess")
+              "stop_patience", "postprocess", "mirror")
     return {k: v for k, v in parse_variant(row["variant"])[1].items() if k in worded}
 
 

@@ -87,20 +87,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     from bratslib.data.cases import BratsDataError
-    from bratslib.evaluate import predict_case, run_postprocess
+    from bratslib.evaluate import predict_case, run_mirror, run_postprocess
     from bratslib.models import load_model
 
     model = load_model(run.model_path)
     postprocess = args.postprocess or run_postprocess(run)
+    mirror = run_mirror(run) if args.mirror is None else args.mirror
     try:
         prediction = predict_case(model, args.case_dir, run.config["preprocessing"], cache_dir=args.cache_dir,
-                                  postprocess=postprocess)
+                                  postprocess=postprocess, mirror=mirror)
         path = prediction.save(args.out)
     except (BratsDataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     counts = {int(k): int(n) for k, n in zip(*np.unique(prediction.labels, return_counts=True))}
-    print(f"{prediction.case_id}: wrote {path} (voxels per label: {counts}; post-processing: {postprocess})")
+    print(f"{prediction.case_id}: wrote {path} (voxels per label: {counts}; post-processing: {postprocess}"
+          f"{'; mirrored at test time' if mirror else ''})")
     return 0
 
 
@@ -114,7 +116,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         name = args.name or f"{Path(args.data_dir).resolve().name}-{args.split}"
         evaluation = evaluate_run(run, args.data_dir, split=args.split, name=name, cache_dir=args.cache_dir,
                                   predictions_dir=args.save_predictions, progress=not args.quiet,
-                                  postprocess=args.postprocess)
+                                  postprocess=args.postprocess, mirror=args.mirror)
     except (BratsDataError, FileNotFoundError, NoCasesFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -123,7 +125,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         s = evaluation.summary[key]
         rows.append((key, f"{s['mean']:.4f}", f"{s['std']:.4f}", f"{s['median']:.4f}", str(s["n"])))
     print(f"{run.name} on {len(evaluation.per_case)} {args.split} case(s) of {args.data_dir} "
-          f"(post-processing: {evaluation.info['postprocess']})")
+          f"(post-processing: {evaluation.info['postprocess']}{'; mirrored at test time' if evaluation.info['mirror'] else ''})")
     print(_format_table(("metric", "mean", "std", "median", "cases"), rows))
     print(f"pooled all-voxel Dice (background included): {evaluation.pooled_dice:.4f}")
     print(f"written to {run.path / 'evaluations'}")
@@ -175,6 +177,13 @@ def _cmd_book_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mirror_flag(parser: argparse.ArgumentParser) -> None:
+    """``--mirror`` / ``--no-mirror``: predict with or without test-time mirroring (default: the run's own)."""
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="average the prediction over the case and its mirror images, or not (default: what the "
+                        "run was trained for, its config.json's mirror)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bratslib", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -207,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--postprocess", choices=POSTPROCESSING,
                    help="none: the network's most probable class; largest: keep the largest connected tumour "
                    "(default: what the run was trained for, its config.json's postprocess)")
+    _mirror_flag(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a trained run on the labeled cases of a data folder")
@@ -219,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--postprocess", choices=POSTPROCESSING,
                    help="none: the network's most probable class; largest: keep the largest connected tumour "
                    "(default: what the run was trained for, its config.json's postprocess)")
+    _mirror_flag(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 

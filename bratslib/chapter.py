@@ -188,7 +188,7 @@ class ChapterSetup:
         s, kwargs = self.settings, {**self.model_kwargs, **dict(extra_model_kwargs or {})}
         config = {"chapter": self.chapter, "model": builder.__name__.removeprefix("build_"), "profile": self.profile,
                   "model_kwargs": kwargs, "task": {k: s[k] for k in ("n_classes", "min_tumour_pixels") if k in s},
-                  **({"postprocess": s["postprocess"]} if "postprocess" in s else {})}
+                  **{k: s[k] for k in ("postprocess", "mirror") if k in s}}
         name = self.run_name(builder if builder.__name__.removeprefix("build_") != self.chapter else None)
         seed = self.seed
         if training_seed is not None and int(training_seed) != self.seed:
@@ -389,13 +389,13 @@ def median_case_viewer(result: TrainedRun, evaluation, data_root: str | os.PathL
     """
     from bratslib import viz
     from bratslib.data.cases import load_case
-    from bratslib.evaluate import predict_case, run_cases, run_postprocess
+    from bratslib.evaluate import predict_case, run_cases, run_mirror, run_postprocess
 
     order = np.argsort([row["dice_WT"] for row in evaluation.per_case])
     case_id = evaluation.per_case[int(order[len(order) // 2])]["case_id"]
     files = next(c for c in run_cases(result.run, data_root, "all") if c.case_id == case_id)
     prediction = predict_case(result.model, files, result.run.config["preprocessing"], cache_dir=cache_dir,
-                              postprocess=run_postprocess(result.run))
+                              postprocess=run_postprocess(result.run), mirror=run_mirror(result.run))
     case = load_case(files, ("flair",))
     maps = {"ground truth": case.seg, label: prediction.labels, **dict(extra or {})}
     figure = viz.case_viewer({name: case.flair for name in maps}, overlays=maps,

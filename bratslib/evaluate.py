@@ -5,7 +5,9 @@ BraTS results expects labels 0/1/2/4 on the 240x240x155 grid, scored case by cas
 module goes the whole way back:
 
 1. :func:`predict_probabilities`: the model on one cached case: a 2-D model slice by slice,
-   a 3-D model on the whole volume, softmax probabilities at the model's resolution;
+   a 3-D model on the whole volume, softmax probabilities at the model's resolution; with
+   ``mirror``, averaged over the case and its mirror images (:func:`mirror_axes`), if the run
+   says so (:func:`run_mirror`);
 2. :func:`predict_case`: those probabilities resized back to the case's grid (linear
    interpolation of each class's probability, then the most probable class) and mapped to
    BraTS labels, with the case's affine, ready for :func:`~bratslib.data.cases.save_label_map`;
@@ -22,6 +24,7 @@ the same metrics.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -91,12 +94,12 @@ class Evaluation:
     def saved(cls, run: Run) -> Evaluation | None:
         """The run's own evaluation as :meth:`to_json` wrote it (``metrics.json``, ``per_case.csv``), or None.
 
-        An evaluation written before runs named a post-processing says none (``"postprocess":
-        "none"`` in its ``info``): nothing was post-processed then."""
+        An evaluation written before runs named a post-processing or mirroring says none
+        (``"postprocess": "none"``, ``"mirror": False`` in its ``info``): neither was done then."""
         saved = run.metrics()
         if saved is None:
             return None
-        info = {"postprocess": "none", **{k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")}}
+        info = {"postprocess": "none", "mirror": False, **{k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")}}
         return cls(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")), info)
 
 
@@ -168,8 +171,42 @@ def _not_a_predict_retracing_warning(record: logging.LogRecord) -> bool:
 logging.getLogger("tensorflow").addFilter(_not_a_predict_retracing_warning)
 
 
-def predict_probabilities(model, cached: CachedCase, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+def run_mirror(run: Run) -> bool:
+    """Whether a run predicts with test-time mirroring (``config.json``'s ``"mirror"``; False for
+    a run that names none, e.g. one trained before the setting existed)."""
+    return bool(run.config.get("mirror", False))
+
+
+def mirror_axes(mode: str) -> tuple[int, ...]:
+    """The axes :func:`predict_probabilities` mirrors the model's input along with ``mirror``:
+    the two in-plane axes of a stack of axial slices (``"2d"``, (z, x, y, C): left-right and
+    front-back) or the three spatial axes of one volume (``"3d"``, (x, y, z, C))."""
+    return (1, 2) if mode == "2d" else (0, 1, 2)
+
+
+def _mirrored(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The mean of ``predict`` over ``images`` and its mirror images along every combination of
+    ``axes`` (2 ** len(axes) predictions), each prediction mirrored back first."""
+    total = None
+    combinations = [c for k in range(len(axes) + 1) for c in itertools.combinations(axes, k)]
+    for flip in combinations:
+        out = predict(np.ascontiguousarray(np.flip(images, flip)) if flip else images)
+        out = np.flip(out, flip) if flip else out
+        total = out.copy() if total is None else total + out
+    return total / len(combinations)
+
+
+def predict_probabilities(model, cached: CachedCase, batch_size: int = PREDICT_BATCH, *,
+                          mirror: bool = False) -> np.ndarray:
     """Softmax probabilities of ``model`` for one cached case, at the model's resolution.
+
+    Args:
+        mirror: test-time mirroring (nnU-Net's test-time augmentation): the mean of the
+            probabilities over the case and its mirror images along every combination of
+            :func:`mirror_axes` (2-D: left-right, front-back and both, four predictions; 3-D:
+            eight).  A brain is nearly symmetric left to right, and a tumour may lie on either
+            side: the mirror images are scans the model could have been given, and averaging
+            over them evens out what the network learnt of one orientation only.
 
     Returns:
         float32 (z, S, S, n_classes) for a case cached in 2-D mode (every axial slice,
@@ -177,8 +214,15 @@ def predict_probabilities(model, cached: CachedCase, batch_size: int = PREDICT_B
         that the model's predict function is traced for a few shapes, not for one per case),
         (S, S, S, n_classes) in 3-D mode.
     """
-    images = cached.images
-    if cached.mode == "2d":
+    if mirror:
+        return _mirrored(lambda images: _predict(model, images, cached.mode, batch_size), cached.images,
+                         mirror_axes(cached.mode))
+    return _predict(model, cached.images, cached.mode, batch_size)
+
+
+def _predict(model, images: np.ndarray, mode: str, batch_size: int) -> np.ndarray:
+    """:func:`predict_probabilities` without mirroring, of ``images`` as cached in ``mode``."""
+    if mode == "2d":
         out = []
         for k in range(0, len(images), batch_size):
             batch = as_float32(images[k:k + batch_size])
@@ -219,7 +263,7 @@ def _to_original_grid(probabilities: np.ndarray, cached: CachedCase, postprocess
 
 def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapping[str, Any], *,
                  cache_dir: str | os.PathLike | None = None, batch_size: int = PREDICT_BATCH,
-                 postprocess: str = "none") -> Prediction:
+                 postprocess: str = "none", mirror: bool = False) -> Prediction:
     """Predict one case folder (labeled or not) on its original grid.
 
     Args:
@@ -229,10 +273,11 @@ def predict_case(model, case: CaseFiles | str | os.PathLike, preprocessing: Mapp
             normalize, dtype), so the case is prepared exactly as in training.
         cache_dir: the preprocessed cache (default ``$BRATSLIB_CACHE``).
         postprocess: a name of :data:`POSTPROCESSING`; a run's own is :func:`run_postprocess`.
+        mirror: test-time mirroring (:func:`predict_probabilities`); a run's own is :func:`run_mirror`.
     """
     check_postprocess(postprocess)  # an unknown name fails before the work
     cached = _cache(preprocessing, cache_dir).get(case)
-    labels = _to_original_grid(predict_probabilities(model, cached, batch_size), cached, postprocess)
+    labels = _to_original_grid(predict_probabilities(model, cached, batch_size, mirror=mirror), cached, postprocess)
     return Prediction(cached.case_id, labels, np.asarray(cached.meta["affine"]), tuple(cached.meta["spacing"]))
 
 
@@ -263,6 +308,7 @@ def evaluate_cases(
     batch_size: int = PREDICT_BATCH,
     progress: bool = True,
     postprocess: str = "none",
+    mirror: bool = False,
 ) -> Evaluation:
     """Predict and score labeled cases against their ground truth on the original grid.
 
@@ -275,6 +321,8 @@ def evaluate_cases(
         predictions_dir: also write each prediction there as ``<case_id>_pred.nii.gz``.
         postprocess: what is done to each predicted label map before it is scored (a name of
             :data:`POSTPROCESSING`; a run's own is :func:`run_postprocess`).
+        mirror: predict with test-time mirroring (:func:`predict_probabilities`; a run's own
+            is :func:`run_mirror`); an ensemble mirrors each member.
 
     Also accumulates the pooled Dice of the softmax outputs against the one-hot labels over
     every voxel of every case at the model's resolution, background included, which is what
@@ -290,7 +338,7 @@ def evaluate_cases(
     members = model if isinstance(model, (list, tuple)) else [model]
     for files in _progress(cases, "evaluating", progress):
         cached = cache.get(files)
-        probabilities = np.mean([predict_probabilities(m, cached, batch_size) for m in members], axis=0)
+        probabilities = np.mean([predict_probabilities(m, cached, batch_size, mirror=mirror) for m in members], axis=0)
         pooled.update(one_hot(np.asarray(cached.labels), probabilities.shape[-1]), probabilities)
         prediction = _to_original_grid(probabilities, cached, postprocess)
         del probabilities
@@ -299,7 +347,7 @@ def evaluate_cases(
         if predictions_dir is not None:
             save_label_map(Path(predictions_dir) / f"{files.case_id}_pred.nii.gz", prediction, np.asarray(cached.meta["affine"]))
     return Evaluation(per_case, summarise([_scores(r) for r in per_case]), pooled.result(),
-                      info={"postprocess": postprocess})
+                      info={"postprocess": postprocess, "mirror": bool(mirror)})
 
 
 def _scores(row: Mapping[str, Any]) -> dict[str, float]:
@@ -350,6 +398,7 @@ def evaluate_run(
     predictions_dir: str | os.PathLike | None = None,
     progress: bool = True,
     postprocess: str | None = None,
+    mirror: bool | None = None,
 ) -> Evaluation:
     """Evaluate a trained run on the cases of ``split`` and write the results into the run.
 
@@ -365,13 +414,19 @@ def evaluate_run(
         postprocess: a name of :data:`POSTPROCESSING`; None: the run's own
             (:func:`run_postprocess`).  Another than the run's own is never its own result:
             without a ``name`` it goes to ``evaluations/<split>-postprocess-<name>/``.
+        mirror: test-time mirroring (:func:`predict_probabilities`); None: the run's own
+            (:func:`run_mirror`).  Another than the run's own goes, without a ``name``, to
+            ``evaluations/<split>-mirrored/`` or ``<split>-unmirrored/`` (after the
+            post-processing's part of the name where that differs too).
     """
     run = run if isinstance(run, Run) else Run(run)
-    own = run_postprocess(run)
+    own, own_mirror = run_postprocess(run), run_mirror(run)
     postprocess = own if postprocess is None else postprocess
+    mirror = own_mirror if mirror is None else bool(mirror)
     check_postprocess(postprocess)  # an unknown name fails before the work
-    if name is None and postprocess != own:
-        name = f"{split}-postprocess-{postprocess}"
+    if name is None and (postprocess, mirror) != (own, own_mirror):
+        name = "-".join([split, *([f"postprocess-{postprocess}"] if postprocess != own else []),
+                         *([("mirrored" if mirror else "unmirrored")] if mirror != own_mirror else [])])
     if name is None and not run.finished:
         # a run stopped by a time limit: its best-so-far model is scored, but not as the run's
         # own result, which the finished run writes (the next session continues training)
@@ -387,11 +442,12 @@ def evaluate_run(
         model = load_model(run.model_path if run.finished else run.checkpoint_dir / run.state["best_checkpoint"])
     cases = run_cases(run, data_dir, split)
     evaluation = evaluate_cases(model, cases, run.config["preprocessing"], cache_dir=cache_dir,
-                                predictions_dir=predictions_dir, progress=progress, postprocess=postprocess)
+                                predictions_dir=predictions_dir, progress=progress, postprocess=postprocess,
+                                mirror=mirror)
     info = run.model_info
     evaluation.info = {"run": run.name, "split": split, "data_folder": str(Path(data_dir).expanduser().resolve()),
                        "model": info.get("name"), "parameters": info.get("parameters"),
-                       "encoder_weights": info.get("encoder_weights"), "postprocess": postprocess}
+                       "encoder_weights": info.get("encoder_weights"), "postprocess": postprocess, "mirror": mirror}
     run.write_evaluation(evaluation.to_json(), evaluation.per_case, name=name)
     return evaluation
 
@@ -406,11 +462,12 @@ def evaluate_ensemble(runs: Sequence[Run], data_dir: str | os.PathLike, *, model
         runs: runs trained with the same preprocessing (modalities, size, mode) on the same split.
         models: their models if already loaded (else each ``model.keras`` is loaded).
 
-    The ensemble's label maps are post-processed as the runs say (:func:`run_postprocess`).
+    The ensemble's label maps are post-processed as the runs say (:func:`run_postprocess`), and
+    each member mirrored as they say (:func:`run_mirror`).
 
     Raises:
-        ValueError: fewer than two runs, or runs that differ in preprocessing, post-processing
-            or split.
+        ValueError: fewer than two runs, or runs that differ in preprocessing, post-processing,
+            mirroring or split.
     """
     if len(runs) < 2:
         raise ValueError("an ensemble needs at least two runs")
@@ -424,14 +481,18 @@ def evaluate_ensemble(runs: Sequence[Run], data_dir: str | os.PathLike, *, model
         if run_postprocess(run) != run_postprocess(runs[0]):
             raise ValueError(f"{run.name} is post-processed {run_postprocess(run)!r}, {runs[0].name} "
                              f"{run_postprocess(runs[0])!r}")
+        if run_mirror(run) != run_mirror(runs[0]):
+            raise ValueError(f"{run.name} {'is' if run_mirror(run) else 'is not'} mirrored at test time, "
+                             f"{runs[0].name} {'is' if run_mirror(runs[0]) else 'is not'}")
     if models is None:
         from bratslib.models import load_model
 
         models = [load_model(run.model_path) for run in runs]
-    postprocess = run_postprocess(runs[0])
+    postprocess, mirror = run_postprocess(runs[0]), run_mirror(runs[0])
     evaluation = evaluate_cases(list(models), run_cases(runs[0], data_dir, split), preprocessing, cache_dir=cache_dir,
-                                progress=progress, postprocess=postprocess)
-    evaluation.info = {"ensemble": [run.name for run in runs], "split": split, "postprocess": postprocess}
+                                progress=progress, postprocess=postprocess, mirror=mirror)
+    evaluation.info = {"ensemble": [run.name for run in runs], "split": split, "postprocess": postprocess,
+                       "mirror": mirror}
     return evaluation
 
 

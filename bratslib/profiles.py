@@ -20,6 +20,11 @@ or scored (:data:`POSTPROCESSING`, :func:`bratslib.evaluate.postprocess_labels`)
 scores its models; chapter 12 trains a U-Net for ``"largest"`` (keep the largest connected tumour).
 The run records it in ``config.json`` and its evaluations use it.
 
+``mirror``: whether a segmentation model predicts with test-time mirroring, the mean of its
+class probabilities over the case and its mirror images (:func:`bratslib.evaluate.predict_probabilities`):
+False in every profile, as the report predicts; chapter 12 trains a U-Net for True.  Recorded
+and used like ``postprocess``.
+
 ``crop``: the ``tiny`` and ``smoke`` profiles crop each case to the square around its brain
 before resizing (:func:`bratslib.data.preprocess.brain_box`: 128 pixels then span the brain,
 not the 240 mm field of view); ``full`` resizes the whole slice, as the report does.
@@ -49,6 +54,13 @@ def check_postprocess(postprocess: str) -> str:
         raise ValueError(f"postprocess={postprocess!r}: use one of {', '.join(POSTPROCESSING)}")
     return postprocess
 
+def _check_mirror(mirror) -> bool:
+    """``mirror`` if it is True or False, else ValueError (a string such as ``"no"`` is not False)."""
+    if not isinstance(mirror, bool):
+        raise ValueError(f"mirror={mirror!r}: use True or False")
+    return mirror
+
+
 #: Settings shared by the 2-D segmentation chapters (U-Net, Attention U-Net, ...).
 #:
 #: ``smoke`` is one training budget for every 2-D segmentation model: the same 20 training
@@ -65,19 +77,19 @@ _SEG2D: dict[str, dict[str, Any]] = {
                  size=128, crop=True, epochs=2, batch_size=8,
                  samples_per_epoch=32, val_samples=16, foreground_fraction=0.5, learning_rate=1e-3,
                  lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=2,
-                 postprocess="none",
+                 postprocess="none", mirror=False,
                  split=(0.7, 0.15, 0.15)),
     "smoke": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                   size=64, crop=True, epochs=16, batch_size=16,
                   samples_per_epoch=256, val_samples=128, foreground_fraction=0.6, learning_rate=2e-3,
                   lr_schedule="plateau", augment=False, lr_patience=3, stop_patience=8, baseline_cases=6,
-                  postprocess="none",
+                  postprocess="none", mirror=False,
                   split=(0.5, 0.2, 0.3)),
     "full": dict(mode="2d", modalities=("flair", "t1ce"), normalize="volume",
                  size=128, crop=False, epochs=50, batch_size=16,
                  samples_per_epoch=None, val_samples=None, foreground_fraction=None, learning_rate=1e-3,
                  lr_schedule="plateau", augment=True, lr_patience=4, stop_patience=10, baseline_cases=40,
-                 postprocess="none",
+                 postprocess="none", mirror=False,
                  split=(0.7, 0.15, 0.15)),
 }
 #: The report feeds ResNet50 three channels: FLAIR, T1ce and a placeholder; the book uses T2.
@@ -93,7 +105,7 @@ _RESNET: dict[str, dict[str, Any]] = {
 #: report's input) under ``full`` and 64 x 64 under ``smoke`` as in the other chapters, half the
 #: slices of each training epoch with tumour, cross-entropy, best epoch by validation ROC AUC.
 _CLASSIFY: dict[str, dict[str, Any]] = {
-    name: {**{k: v for k, v in _SEG2D[name].items() if k not in ("baseline_cases", "postprocess")}, **_THREE_CHANNELS,
+    name: {**{k: v for k, v in _SEG2D[name].items() if k not in ("baseline_cases", "postprocess", "mirror")}, **_THREE_CHANNELS,
            "n_classes": 2, "min_tumour_pixels": 20, "foreground_fraction": 0.5, **changes}
     for name, changes in {
         "tiny": dict(size=32),
@@ -194,7 +206,8 @@ def profile_settings(chapter: str, profile: str, **overrides: Any) -> dict[str, 
                 raise ValueError("model= takes a dict of the model's keyword arguments")
             settings["model"].update(value)
         else:
-            settings[key] = check_postprocess(value) if key == "postprocess" else value
+            settings[key] = (check_postprocess(value) if key == "postprocess"
+                             else _check_mirror(value) if key == "mirror" else value)
     return settings
 
 
