@@ -184,9 +184,13 @@ def mirror_axes(mode: str) -> tuple[int, ...]:
     return (1, 2) if mode == "2d" else (0, 1, 2)
 
 
-def _mirrored(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def mirrored_mean(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """The mean of ``predict`` over ``images`` and its mirror images along every combination of
-    ``axes`` (2 ** len(axes) predictions), each prediction mirrored back first."""
+    ``axes`` (2 ** len(axes) predictions: with ``axes=(1, 2)`` the images as they are, mirrored
+    along axis 1, along axis 2 and along both), each prediction mirrored back before it is added.
+
+    ``predict`` maps an array to one of the same spatial shape (class probabilities in a last
+    axis of their own); ``axes`` are spatial axes of both."""
     total = None
     combinations = [c for k in range(len(axes) + 1) for c in itertools.combinations(axes, k)]
     for flip in combinations:
@@ -215,7 +219,7 @@ def predict_probabilities(model, cached: CachedCase, batch_size: int = PREDICT_B
         (S, S, S, n_classes) in 3-D mode.
     """
     if mirror:
-        return _mirrored(lambda images: _predict(model, images, cached.mode, batch_size), cached.images,
+        return mirrored_mean(lambda images: _predict(model, images, cached.mode, batch_size), cached.images,
                          mirror_axes(cached.mode))
     return _predict(model, cached.images, cached.mode, batch_size)
 

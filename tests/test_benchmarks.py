@@ -175,6 +175,9 @@ def test_bench_sim2real_reads_variants_as_generator_options_and_training_augment
             parse_variant(f"default+{bad}")
     assert parse_variant("default+sched=cosine") == (None, {"lr_schedule": "cosine"})
     assert parse_variant("default+batch=8") == (None, {"batch_size": 8})
+    assert parse_variant("default+post=largest+mirror") == (None, {"postprocess": "largest", "mirror": True})
+    with pytest.raises(ValueError, match="mirror or"):
+        parse_variant("default+mirror=yes")
     assert parse_variant("default+patience=24+lrpatience=9") == (None, {"stop_patience": 24, "lr_patience": 9})
     with pytest.raises(ValueError, match="patience=<N>"):
         parse_variant("default+patience=-1")
@@ -190,14 +193,14 @@ def test_bench_sim2real_words_what_a_row_sets():
     from benchmarks.bench_sim2real import describe, own_settings
 
     row = {"variant": "default+wmh+norm=rank+lr=0.005+cases=80+epochs=48+sched=cosine+batch=8+post=largest"
-                      "+lrpatience=9+patience=24"}
+                      "+lrpatience=9+patience=24+mirror"}
     # epochs: the training column's
     assert own_settings(row) == {"learning_rate": 0.005, "cases": 80, "lr_schedule": "cosine", "batch_size": 8,
-                                 "postprocess": "largest", "lr_patience": 9, "stop_patience": 24}
+                                 "postprocess": "largest", "lr_patience": 9, "stop_patience": 24, "mirror": True}
     assert (describe(["artefacts", "glioma", "wmh"], False, "rank", **own_settings(row))
             == "artefacts, glioma, wmh; intensities normalised by rank; 80 cases; learning rate 0.005; cosine schedule; "
                "batches of 8; rate halved after 9 epochs without progress; stops after 24 epochs without progress; "
-               "largest connected tumour kept")
+               "largest connected tumour kept; mirrored at test time")
 
 
 def _real_dir():

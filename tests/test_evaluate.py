@@ -20,7 +20,9 @@ from bratslib.evaluate import (
     postprocess_labels,
     predict_case,
     predict_probabilities,
+    mirror_axes,
     run_cases,
+    run_mirror,
     run_postprocess,
 )
 from bratslib.metrics import dice
@@ -90,6 +92,57 @@ def test_prediction_pads_the_last_short_batch_to_a_multiple_of_16_and_drops_the_
     model.shapes.clear()
     predict_probabilities(model, SimpleNamespace(images=images[:10], mode="2d"), 5)
     assert model.shapes == [5, 5]  # never past the batch size
+
+
+class SidedModel:
+    """A model that is not mirror-symmetric: the class probabilities of each pixel depend on its
+    first input channel and on where it lies (a ramp along both in-plane axes)."""
+
+    def predict_on_batch(self, x):
+        x = np.asarray(x, np.float32)
+        ramp = np.linspace(0, 1, x.shape[1])[None, :, None] + 2 * np.linspace(0, 1, x.shape[2])[None, None, :]
+        logits = np.stack([x[..., 0] * k + ramp * (k - 1.5) for k in range(4)], axis=-1)
+        e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_mirroring_averages_the_prediction_over_every_combination_of_the_in_plane_mirror_images():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(1)
+    images = rng.random((20, 8, 6, 2)).astype(np.float32)  # (z, x, y, C): not square, so no axis is confused
+    model = SidedModel()
+    plain = predict_probabilities(model, SimpleNamespace(images=images, mode="2d"), 64)
+    mirrored = predict_probabilities(model, SimpleNamespace(images=images, mode="2d"), 64, mirror=True)
+    assert mirror_axes("2d") == (1, 2) and mirror_axes("3d") == (0, 1, 2)
+    expected = np.mean([np.flip(model.predict_on_batch(np.flip(images, axes)), axes)
+                        for axes in [(), (1,), (2,), (1, 2)]], axis=0)
+    np.testing.assert_allclose(mirrored, expected, rtol=1e-6)
+    assert mirrored.shape == plain.shape and not np.allclose(mirrored, plain)
+    np.testing.assert_allclose(mirrored.sum(axis=-1), 1, rtol=1e-5)  # still probabilities
+    # a model that ignores position answers the same mirrored or not
+    pointwise = SimpleNamespace(predict_on_batch=lambda x: np.repeat(np.asarray(x[..., :1], np.float32), 4, -1) / 4)
+    np.testing.assert_allclose(predict_probabilities(pointwise, SimpleNamespace(images=images, mode="2d"), 64, mirror=True),
+                               np.repeat(images[..., :1], 4, -1) / 4, rtol=1e-6)
+
+
+def test_mirroring_a_volume_flips_its_three_spatial_axes():
+    from types import SimpleNamespace
+
+    volume = np.random.default_rng(2).random((6, 5, 4, 2)).astype(np.float32)  # (x, y, z, C) of one 3-D case
+    seen = []
+
+    class Volumetric:
+        def predict_on_batch(self, x):
+            seen.append(np.asarray(x)[0, ..., 0].copy())
+            return np.repeat(np.asarray(x, np.float32)[..., :1], 4, -1) / 4
+
+    out = predict_probabilities(Volumetric(), SimpleNamespace(images=volume, mode="3d"), mirror=True)
+    assert len(seen) == 8 and out.shape == (6, 5, 4, 4)
+    flipped = {tuple(axes) for axes in [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)]
+               if any(np.array_equal(s, np.flip(volume[..., 0], axes)) for s in seen)}
+    assert len(flipped) == 8  # every combination of the three axes, each once
+    np.testing.assert_allclose(out, np.repeat(volume[..., :1], 4, -1) / 4, rtol=1e-6)
 
 
 def test_the_perfect_model_gives_back_the_ground_truth_on_the_original_grid(tiny_dataset, tmp_path):
@@ -224,6 +277,22 @@ def test_evaluate_run_uses_the_runs_post_processing_and_keeps_another_apart(trai
     assert saved["postprocess"] == "largest" and json.loads((run.path / "metrics.json").read_text())["postprocess"] == "none"
 
 
+def test_evaluate_run_uses_the_runs_mirroring_and_keeps_another_apart(trained_run, tiny_dataset):
+    result, cache_dir = trained_run
+    run = result.run
+    assert run_mirror(run) is False  # the run names none (a run of before the setting)
+    assert evaluate_run(run, tiny_dataset, model=result.model, cache_dir=cache_dir, progress=False).info["mirror"] is False
+    mirrored = evaluate_run(run, tiny_dataset, model=result.model, cache_dir=cache_dir, progress=False, mirror=True)
+    assert mirrored.info["mirror"] is True
+    assert json.loads((run.path / "evaluations" / "test-mirrored" / "metrics.json").read_text())["mirror"] is True
+    both = evaluate_run(run, tiny_dataset, model=result.model, cache_dir=cache_dir, progress=False, mirror=True,
+                        postprocess="largest")
+    assert both.info["postprocess"] == "largest" and both.info["mirror"] is True
+    assert (run.path / "evaluations" / "test-postprocess-largest-mirrored" / "metrics.json").is_file()
+    assert "mirror" not in json.loads((run.path / "metrics.json").read_text()) or \
+        json.loads((run.path / "metrics.json").read_text())["mirror"] is False
+
+
 def test_an_evaluation_saved_before_post_processing_existed_reads_back_as_none(tiny_dataset, tmp_path):
     from bratslib.evaluate import Evaluation
     from bratslib.results import open_run
@@ -235,6 +304,7 @@ def test_an_evaluation_saved_before_post_processing_existed_reads_back_as_none(t
                          [{"case_id": "BraTS20_Training_001", "dice_WT": 0.5}])
     saved = Evaluation.saved(run)
     assert saved.info["postprocess"] == "none" and saved.info["run"] == "old" and saved.mean("dice_WT") == 0.5
+    assert saved.info["mirror"] is False
 
 
 def test_run_cases_names_missing_cases(trained_run, tmp_path):
@@ -269,6 +339,12 @@ def test_cli_predict_and_evaluate(trained_run, tiny_dataset, tmp_path, capsys):
     assert main(["predict", str(result.run.path), str(case.folder), str(out), "--cache-dir", str(cache_dir),
                  "--postprocess", "largest"]) == 0
     assert "post-processing: largest" in capsys.readouterr().out
+    assert main(["predict", str(result.run.path), str(case.folder), str(out), "--cache-dir", str(cache_dir), "--mirror"]) == 0
+    assert "mirrored at test time" in capsys.readouterr().out
+    assert main(["evaluate", str(result.run.path), str(tiny_dataset), "--split", "all", "--cache-dir", str(cache_dir), "-q",
+                 "--mirror", "--name", "mirrored"]) == 0
+    assert "mirrored at test time" in capsys.readouterr().out
+    assert json.loads((folder.parent / "mirrored" / "metrics.json").read_text())["mirror"] is True
 
     assert main(["predict", str(tmp_path), str(case.folder), str(out)]) == 1
     assert "not a bratslib run folder" in capsys.readouterr().err

@@ -175,10 +175,12 @@ def test_notebook_executes_at_tiny_size(notebook: Path, tiny_data: Path, shared_
         assert "as one model" in printed
     if notebook.stem == "11_real_scans":  # chapter 2's seeds as one, and each model's misses and additions
         assert "training seeds as one" in printed and "found / inside" in printed and "more added than missed" in printed
-    if notebook.stem == "12_training_for_real_scans":  # chapter 2's U-Net by rank, on four modalities, longer, its largest
-        # tumour kept, beside chapter 2's; and the same U-Net with every voxel kept
-        assert "rank; flair, t1, t1ce, t2; 6 x 32 slices; largest" in printed and "6 x 32 slices; none" in printed
+    if notebook.stem == "12_training_for_real_scans":  # chapter 2's U-Net by rank, on four modalities, longer, mirrored,
+        # its largest tumour kept, beside chapter 2's; and the same U-Net not mirrored, and with every voxel kept
+        assert "rank; flair, t1, t1ce, t2; 6 x 32 slices; largest, mirrored" in printed
+        assert "6 x 32 slices; largest |" in printed and "6 x 32 slices; none, mirrored" in printed
         assert "Against chapter 2's U-Net, the 2D U-Net for real" in printed
+        assert "Mirroring at test time, against the same U-Net not mirrored, is" in printed
         assert "Keeping only the largest connected tumour, against keeping every predicted voxel" in printed
         # 12.1's sentence (the tiny data's three cases may have no enhancing tumour to set beside 901's)
         assert "enhancing tumour's median T1ce" in printed or "have no enhancing tumour to compare" in printed

@@ -75,6 +75,19 @@ def test_segmentation_profiles_post_process_nothing_unless_told():
         profile_settings("unet2d", "smoke", postprocess="lcc")
 
 
+def test_mirroring_is_off_in_every_segmentation_profile_and_takes_only_true_or_false():
+    for chapter, profiles in PROFILES.items():
+        for name in profiles:
+            settings = profile_settings(chapter, name)
+            if settings.get("n_classes") == 2:  # slice classification: no label map to mirror back
+                assert "mirror" not in settings, chapter
+            else:
+                assert settings["mirror"] is False, (chapter, name)
+    assert profile_settings("unet2d", "smoke", mirror=True)["mirror"] is True
+    with pytest.raises(ValueError, match="mirror='yes': use True or False"):
+        profile_settings("unet2d", "smoke", mirror="yes")
+
+
 def test_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="unknown setting 'epoch'"):
         profile_settings("unet2d", "smoke", epoch=3)
