@@ -99,7 +99,8 @@ class Evaluation:
         saved = run.metrics()
         if saved is None:
             return None
-        info = {"postprocess": "none", "mirror": False, **{k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")}}
+        info = {"postprocess": "none", "mirror": False,
+                **{k: v for k, v in saved.items() if k not in ("summary", "pooled_dice", "n_cases")}}
         return cls(run.per_case(), saved["summary"], saved.get("pooled_dice", float("nan")), info)
 
 
