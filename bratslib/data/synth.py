@@ -40,9 +40,9 @@ Method, per case (:func:`synthesize_case`):
 
 5. **Randomised to cover real scans** (the options of :data:`SYNTH_OPTIONS`, chosen with
    ``options=`` or ``python -m bratslib synth --options``; the default, :data:`DEFAULT_OPTIONS`,
-   is ``artefacts`` + ``glioma`` + ``wmh`` + ``sites`` + ``leukoaraiosis``), in the spirit of SynthSeg (Billot et al., Medical Image
-   Analysis 2023), which trains networks on synthetic scans whose every nuisance is drawn at
-   random, so that only what holds across scans is learnt:
+   is ``artefacts`` + ``glioma`` + ``wmh`` + ``sites`` + ``leukoaraiosis``), in the spirit of
+   SynthSeg (Billot et al., Medical Image Analysis 2023), which trains networks on synthetic
+   scans whose every nuisance is drawn at random, so that only what holds across scans is learnt:
 
    * ``contrast``: per case and modality, the intensities of CSF, grey matter, oedema,
      necrosis, non-enhancing tumour and enhancement (white matter = 1) and the sign and size
