@@ -104,9 +104,9 @@ def parse_variant(variant: str) -> tuple[dict[str, bool] | None, dict[str, objec
     overrides: ``augment``, ``normalize``, ``epochs``, ``size``, ``batch_size`` (token ``batch=``),
     ``modalities`` (token ``inputs=``), ``learning_rate`` (token ``lr=``), ``lr_schedule`` (token
     ``sched=``), ``stop_patience`` (token ``patience=``: epochs without progress before training
-    stops), ``lr_patience`` (token ``lrpatience=``: before the plateau schedule halves the rate)
-    ``postprocess`` (token ``post=``) and ``mirror`` (token ``mirror``) where the variant sets them (else the profile's), and
-    ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
+    stops), ``lr_patience`` (token ``lrpatience=``: before the plateau schedule halves the rate),
+    ``postprocess`` (token ``post=``) and ``mirror`` (token ``mirror``) where the variant sets
+    them (else the profile's), and ``cases`` (the row's number of synthetic cases, else ``--cases``)."""
     from bratslib.data.layout import MODALITIES
     from bratslib.data.preprocess import NORMALIZATIONS
     from bratslib.data.synth import SYNTH_OPTIONS, synth_options

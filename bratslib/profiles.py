@@ -54,6 +54,7 @@ def check_postprocess(postprocess: str) -> str:
         raise ValueError(f"postprocess={postprocess!r}: use one of {', '.join(POSTPROCESSING)}")
     return postprocess
 
+
 def _check_mirror(mirror) -> bool:
     """``mirror`` if it is True or False, else ValueError (a string such as ``"no"`` is not False)."""
     if not isinstance(mirror, bool):
